@@ -1,0 +1,1 @@
+"""Centaur command line."""

@@ -1,0 +1,1 @@
+"""Bars and bar feeds: replay (CSV / Parquet), synthetic sessions, live adapters."""
