@@ -1,4 +1,132 @@
+"""The `centaur` command line (typer). Commands import their machinery lazily so that
+`centaur --help` stays instant."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
 import typer
-app = typer.Typer()
+from rich.console import Console
+
+app = typer.Typer(
+    name="centaur",
+    help="Centaur: a Telegram-driven trading assistant for US stocks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigDirOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="config folder (default: ./config or CENTAUR_CONFIG_DIR)"),
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def demo() -> None:
+    """Try Centaur with no accounts and no network (the README's main command)."""
+    from app.demo import run_demo
+
+    raise typer.Exit(run_demo(console))
+
+
+@app.command()
+def doctor(config: ConfigDirOption = None) -> None:
+    """Check configuration, database, calendar and which credentials are present."""
+    from app.doctor import run_doctor
+
+    raise typer.Exit(run_doctor(console, config))
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigDirOption = None) -> None:
+    """Migrate the ledger to the newest schema (start-up does this too)."""
+    from core.ledger.migrate import current_revision, upgrade
+
+    from app.wiring import database_url_from_settings
+    from core.logs import redact
+
+    try:
+        url = database_url_from_settings(config)
+        upgrade(url)
+        revision = current_revision(url)
+    except Exception as exc:
+        raise _fail(f"database upgrade failed: {redact(str(exc))}") from exc
+    console.print(f"ledger at revision [bold]{revision}[/] ({redact(url)})")
+
+
+@app.command()
+def events(
+    days: Annotated[int, typer.Option(help="how many days ahead", min=1, max=3650)] = 30,
+    start: Annotated[
+        str | None, typer.Option("--from", help="first day, YYYY-MM-DD (default: today)")
+    ] = None,
+    config: ConfigDirOption = None,
+) -> None:
+    """List upcoming scheduled events (CPI, FOMC, earnings) and their block windows."""
+    from rich.table import Table
+
+    from app.wiring import load_settings_or_exit
+    from core.clock import NEW_YORK, LiveClock
+
+    settings = load_settings_or_exit(config, err_console)
+    try:
+        first = (
+            date.fromisoformat(start) if start else LiveClock().now().astimezone(NEW_YORK).date()
+        )
+    except ValueError as exc:
+        raise _fail(f"--from must be YYYY-MM-DD, got {start!r}") from exc
+    upcoming = settings.events.upcoming(first, days)
+    table = Table(title=f"Events from {first} for {days} days")
+    for column in ("date", "time (ET)", "kind", "symbols", "blocks entries"):
+        table.add_column(column)
+    for event in upcoming:
+        window_start, window_end = event.window()
+        blocks = "all day" if event.at is None else f"{window_start:%H:%M} - {window_end:%H:%M}"
+        who = "all" if event.symbols is None else ", ".join(sorted(event.symbols))
+        table.add_row(
+            event.day.isoformat(),
+            event.at.strftime("%H:%M") if event.at else "-",
+            event.kind,
+            who,
+            blocks,
+        )
+    console.print(table if upcoming else f"No events from {first} for {days} days.")
+
+
+@app.command()
+def signals(
+    data: Annotated[Path, typer.Option("--data", help="folder of <SYMBOL>.csv / .parquet bars")],
+    out: Annotated[Path, typer.Option("--out", help="output folder")],
+    symbols: Annotated[str | None, typer.Option(help="comma-separated symbols")] = None,
+    params: Annotated[Path | None, typer.Option(help="params YAML (spec defaults)")] = None,
+    events_file: Annotated[Path | None, typer.Option("--events", help="events YAML")] = None,
+) -> None:
+    """Label regimes and find entry signals over recorded bars (regime_daily.csv, signals.csv)."""
+    from core.marketdata.replay import DataError
+    from core.params import ParamsError
+
+    from app.signals_cmd import run_signals
+    from core.event_calendar import EventCalendarError
+
+    symbol_list = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else None
+    try:
+        run_signals(data, out, symbol_list, params, events_file, console)
+    except (DataError, ParamsError, EventCalendarError) as exc:
+        raise _fail(str(exc)) from exc
+
+
 def main() -> None:
     app()

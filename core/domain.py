@@ -36,7 +36,7 @@ class MoneyError(ValueError):
 
 def to_decimal(value: Decimal | int | str) -> Decimal:
     """Exact conversion; floats are refused (convert them with `Decimal(str(x))` knowingly)."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise MoneyError(f"refusing float/bool {value!r}: money and prices are Decimal")
     try:
         result = value if isinstance(value, Decimal) else Decimal(value)
