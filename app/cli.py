@@ -53,9 +53,8 @@ def doctor(config: ConfigDirOption = None) -> None:
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigDirOption = None) -> None:
     """Migrate the ledger to the newest schema (start-up does this too)."""
-    from core.ledger.migrate import current_revision, upgrade
-
     from app.wiring import database_url_from_settings
+    from core.ledger.migrate import current_revision, upgrade
     from core.logs import redact
 
     try:
@@ -115,11 +114,10 @@ def signals(
     events_file: Annotated[Path | None, typer.Option("--events", help="events YAML")] = None,
 ) -> None:
     """Label regimes and find entry signals over recorded bars (regime_daily.csv, signals.csv)."""
-    from core.marketdata.replay import DataError
-    from core.params import ParamsError
-
     from app.signals_cmd import run_signals
     from core.event_calendar import EventCalendarError
+    from core.marketdata.errors import DataError
+    from core.params import ParamsError
 
     symbol_list = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else None
     try:

@@ -139,6 +139,16 @@ class NotificationsConfig(StrictModel):
 
     kinds: dict[str, NotificationLevel]
 
+    @field_validator("kinds", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, kinds: object) -> object:
+        # YAML 1.1 reads unquoted on/off as booleans; they mean what the user typed.
+        if isinstance(kinds, dict):
+            return {
+                k: ("on" if v is True else "off" if v is False else v) for k, v in kinds.items()
+            }
+        return kinds
+
     @field_validator("kinds")
     @classmethod
     def _known(cls, kinds: dict[str, NotificationLevel]) -> dict[str, NotificationLevel]:
