@@ -1,0 +1,1 @@
+"""Typed repositories, one per table, grouped by concern; reached through a `UnitOfWork`."""
