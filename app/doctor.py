@@ -52,7 +52,6 @@ def _check_config(config_dir: Path | None) -> tuple[list[Check], object | None]:
 
 def _check_database(settings: object) -> Check:
     from core.ledger.migrate import current_revision, head_revision
-
     from core.settings import Settings
 
     assert isinstance(settings, Settings)
