@@ -252,7 +252,8 @@ def load_settings(
         problems.append(str(exc))
     secrets: Secrets | None = None
     try:
-        secrets = Secrets(_env_file=None, **_secret_fields(env))  # type: ignore[call-arg]
+        # model_validate skips the settings sources: values come only from `env` above.
+        secrets = Secrets.model_validate(_secret_fields(env))
     except ValidationError as exc:
         problems.extend(
             f"environment: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
