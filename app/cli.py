@@ -126,5 +126,69 @@ def signals(
         raise _fail(str(exc)) from exc
 
 
+@app.command()
+def backtest(
+    data: Annotated[Path, typer.Option("--data", help="folder of <SYMBOL>.csv / .parquet bars")],
+    out: Annotated[Path, typer.Option("--out", help="output folder")],
+    symbols: Annotated[str | None, typer.Option(help="comma-separated symbols")] = None,
+    exit_model: Annotated[
+        str | None, typer.Option("--exit-model", help="trail (default) | half_1r")
+    ] = None,
+    params: Annotated[Path | None, typer.Option(help="params YAML (spec defaults)")] = None,
+    events_file: Annotated[Path | None, typer.Option("--events", help="events YAML")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="first session, YYYY-MM-DD")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="last session, YYYY-MM-DD")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="key=value parameter override (repeat)")
+    ] = None,
+    friction: Annotated[
+        str | None, typer.Option(help="friction profile: alpaca | ibkr (default: params)")
+    ] = None,
+    stability: Annotated[
+        bool, typer.Option("--stability", help="also move each regime threshold -/+10%")
+    ] = False,
+    sweep: Annotated[
+        list[str] | None, typer.Option("--sweep", help="key=v1,v2,... grid axis (repeat)")
+    ] = None,
+    daily: Annotated[
+        Path | None, typer.Option("--daily", help="folder of daily <SYMBOL>.csv bars")
+    ] = None,
+    charts: Annotated[bool, typer.Option(help="draw the PNG charts")] = True,
+) -> None:
+    """Backtest regimes, signals and execution over recorded bars (trades, summary, report)."""
+    from app.backtest_cmd import run_backtest
+    from core.backtest.model import BacktestError
+    from core.event_calendar import EventCalendarError
+    from core.marketdata.errors import DataError
+    from core.params import ParamsError
+
+    symbol_list = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else None
+    try:
+        first = date.fromisoformat(start) if start else None
+        last = date.fromisoformat(end) if end else None
+    except ValueError as exc:
+        raise _fail(f"--from / --to must be YYYY-MM-DD, got {start or end!r}") from exc
+    try:
+        run_backtest(
+            data,
+            out,
+            symbol_list,
+            exit_model=exit_model,
+            params_path=params,
+            events_path=events_file,
+            first=first,
+            last=last,
+            overrides=overrides or (),
+            friction=friction,
+            stability_run=stability,
+            sweep=sweep or (),
+            daily_dir=daily,
+            charts=charts,
+            console=console,
+        )
+    except (DataError, ParamsError, EventCalendarError, BacktestError) as exc:
+        raise _fail(str(exc)) from exc
+
+
 def main() -> None:
     app()

@@ -13,7 +13,7 @@ like this (`simulate_session` below is the reference loop of steps 2 and 4):
 
     for bar in session:
         1. exits of an open position (never on its fill bar)
-        2. if a stop-buy works: event = order.on_bar(bar.open, bar.high)
+        2. if a stop-buy works: event = order.on(bar)   (core.entry, core.fills rules)
               FILLED  -> size it (`size_entry`): a trade -> gate.filled(),
                          no trade (R <= 0 or qty < 1) -> gate.consumed()
               EXPIRED -> gate.expired()   (after its `stop_valid_bars`-th bar)
@@ -37,13 +37,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_FLOOR, Context, Decimal
+from decimal import Decimal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from core.calendar import TradingSession
-from core.domain import Regime
+from core.domain import Regime, Symbol
+from core.entry import CTX as _CTX
+from core.entry import EntrySizing as EntrySizing  # re-exported: moved to core.entry
+from core.entry import StopBuyOrder as StopBuyOrder
+from core.entry import StopBuyProposal as StopBuyProposal
+from core.entry import size_entry as size_entry
 from core.event_calendar import EventCalendar
 from core.indicators import (
     DailyLevels,
@@ -62,11 +67,7 @@ from core.regime import Evidence, EvidenceState, RegimeArrays, evaluate_regime, 
 
 _SCALE = float(PRICE_SCALE)
 _DSCALE = Decimal(PRICE_SCALE)
-# Exact decimal arithmetic with its own context (independent of the thread's): prices
-# have <= 4 decimals, so every product and quotient by 10^k below is exact in 50 digits,
-# and divide_int (floor for positives) is exact by definition.
-_CTX = Context(prec=50, rounding=ROUND_FLOOR)
-_ONE, _BPS, _HUNDRED = Decimal(1), Decimal(10_000), Decimal(100)
+_ONE, _BPS = Decimal(1), Decimal(10_000)
 
 
 def window_seconds(params: SignalParams) -> tuple[tuple[int, int], ...]:
@@ -137,18 +138,6 @@ class SignalState:
         return hit
 
 
-@dataclass(frozen=True, slots=True)
-class StopBuyProposal:
-    """What a signal proposes: a stop-buy at `trigger` with the initial `stop`."""
-
-    symbol: str
-    signal_time: datetime  # start of bar i
-    pullback_time: datetime  # start of bar P
-    signal_index: int  # i, in bars present in the session
-    trigger: Decimal  # high_i + tick, exactly
-    stop: Decimal  # low_P * (1 - stop_offset_bps / 10000), rounded DOWN to the tick
-
-
 def trigger_and_stop(high_i: int, low_p: int, params: SignalParams) -> tuple[Decimal, Decimal]:
     """Exact decimal levels from ten-thousandths prices (`//` is exact integer division)."""
     c = _CTX
@@ -200,57 +189,6 @@ class EntryGate:
         self._resolve()
 
 
-# --- the simulated stop-buy (SPEC "Simulated execution"), what rule 5 needs ------------
-
-
-class StopBuyOrder:
-    """A working stop-buy: bars i+1 .. i+stop_valid_bars (bars present in the data).
-
-    `on_bar` returns the fill price `max(open_j, trigger)` on the first bar whose high
-    reaches the trigger, `EXPIRED` after its last bar without a fill, else `WORKING`.
-    """
-
-    WORKING = "working"
-    EXPIRED = "expired"
-
-    __slots__ = ("bars_seen", "proposal", "valid_bars")
-
-    def __init__(self, proposal: StopBuyProposal, valid_bars: int) -> None:
-        self.proposal = proposal
-        self.valid_bars = valid_bars
-        self.bars_seen = 0
-
-    def on_bar(self, bar_open: Decimal, bar_high: Decimal) -> Decimal | str:
-        if self.bars_seen >= self.valid_bars:
-            raise RuntimeError("this stop-buy has already expired")
-        self.bars_seen += 1
-        trigger = self.proposal.trigger
-        if bar_high >= trigger:
-            return max(bar_open, trigger)
-        return self.EXPIRED if self.bars_seen == self.valid_bars else self.WORKING
-
-
-@dataclass(frozen=True, slots=True)
-class EntrySizing:
-    entry_price: Decimal  # the booked price, friction included
-    risk_per_share: Decimal  # R = entry_price - stop
-    qty: int
-
-
-def size_entry(raw_fill: Decimal, stop: Decimal, params: SignalParams) -> EntrySizing | None:
-    """SPEC readings "Prices and sizing"; None = no trade (R <= 0 or qty < 1)."""
-    c = _CTX
-    entry = c.multiply(raw_fill, c.add(_ONE, c.divide(params.friction_bps, _BPS)))
-    risk = c.subtract(entry, stop)
-    if risk <= 0:
-        return None
-    by_risk = int(c.divide_int(params.risk_per_trade, risk))
-    budget = c.divide(c.multiply(params.equity, params.max_position_pct), _HUNDRED)
-    by_cap = int(c.divide_int(budget, entry))
-    qty = min(max(params.min_qty, by_risk), by_cap)
-    return EntrySizing(entry, risk, qty) if qty >= 1 else None
-
-
 @dataclass(frozen=True, slots=True)
 class SignalRecord:
     """A signal that rule 5 allowed, and what its stop-buy did in the simulation."""
@@ -266,6 +204,21 @@ class SignalRecord:
 def _time(session: TradingSession, open_ns: int, ns: int) -> datetime:
     # New York wall time from the open: a regular session never spans a DST switch.
     return session.open + timedelta(microseconds=(ns - open_ns) // 1000)
+
+
+def block_bar(block: SessionBlock, s: int, k: int) -> Bar:
+    """Bar k of session s as the exact `Bar` the fill rules (`core.fills`) read."""
+    session = block.sessions[s]
+    return Bar(
+        Symbol(block.symbol),
+        _time(session, int(block.open_ns[s]), int(block.start_ns[s, k])),
+        timedelta(microseconds=int(block.bar_ns[s]) // 1000),
+        price(int(block.open[s, k])),
+        price(int(block.high[s, k])),
+        price(int(block.low[s, k])),
+        price(int(block.close[s, k])),
+        int(block.volume[s, k]),
+    )
 
 
 def simulate_session(
@@ -284,7 +237,7 @@ def simulate_session(
     """
     n = int(block.lengths[s])
     session, open_ns = block.sessions[s], int(block.open_ns[s])
-    starts, opens, highs, lows = block.start_ns[s], block.open[s], block.high[s], block.low[s]
+    starts, highs, lows = block.start_ns[s], block.high[s], block.low[s]
     if isinstance(cand, np.ndarray):
         cand = np.flatnonzero(cand[:n]).tolist()
     gate = EntryGate(params.max_entries_per_session)
@@ -307,7 +260,7 @@ def simulate_session(
         record = SignalRecord(proposal, regime_of(int(labels[i])), "open_at_close")
         free_from = n
         for j in range(i + 1, n):
-            event = order.on_bar(price(int(opens[j])), price(int(highs[j])))
+            event = order.on(block_bar(block, s, j))
             if event == StopBuyOrder.WORKING:
                 continue
             free_from = j
