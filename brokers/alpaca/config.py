@@ -1,0 +1,156 @@
+"""Which Alpaca endpoint an account talks to, and the guard in front of live trading.
+
+Paper is the default. The live endpoint is used only when all three agree:
+1. the process was started with `CENTAUR_LIVE=1` (an operator decision, per deployment),
+2. the account is configured `mode: live` (a per-account decision, in config),
+3. the chat confirmed it (`chat_confirmed=True`, a per-session human decision).
+Any one missing for a live account raises `LiveTradingNotEnabled` naming what is missing:
+a live account is never silently downgraded to paper (the user would think they trade for
+real) nor a paper account upgraded to live.
+
+`url_override` points every endpoint at one host (the local fake in tests); it changes
+WHERE requests go, never whether the live guard applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from core.config_models import AccountConfig, AccountMode, BrokerKind
+from core.settings import BrokerCredentials, credentials_for
+
+LIVE_ENV_VAR = "CENTAUR_LIVE"
+FEEDS = ("iex", "sip")
+
+PAPER_STREAM_URL = "wss://paper-api.alpaca.markets/stream"
+LIVE_STREAM_URL = "wss://api.alpaca.markets/stream"
+DATA_STREAM_BASE = "wss://stream.data.alpaca.markets"
+
+# Only `alpaca_endpoint_for` holds this; `AlpacaBroker` refuses a live endpoint without it,
+# so constructing `AlpacaEndpoint(paper=False)` by hand does not bypass the guard.
+_LIVE_GRANT = object()
+
+
+class LiveTradingNotEnabled(Exception):
+    """A live account was asked for without every live-trading condition met."""
+
+    def __init__(self, account: str, missing: list[str]) -> None:
+        self.account = account
+        self.missing = tuple(missing)
+        super().__init__(
+            f"live trading is not enabled for account '{account}': " + "; ".join(missing)
+        )
+
+
+class AlpacaConfigError(Exception):
+    """The account cannot be used with Alpaca as configured (wrong broker, no keys)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlpacaEndpoint:
+    """Where one account's requests go. `None` URLs mean the SDK's own defaults."""
+
+    paper: bool
+    trading_url: str | None = None
+    trading_stream_url: str = PAPER_STREAM_URL
+    data_url: str | None = None
+    data_stream_url: str = f"{DATA_STREAM_BASE}/v2/iex"
+    feed: str = "iex"
+    _grant: object | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def live_granted(self) -> bool:
+        return not self.paper and self._grant is _LIVE_GRANT
+
+
+def live_trading_blockers(
+    account: AccountConfig, env: Mapping[str, str], *, chat_confirmed: bool
+) -> list[str]:
+    """What stands between this account and live trading (empty: live is allowed).
+    Useful on its own for `/live`, which explains how live trading is enabled."""
+    missing: list[str] = []
+    flag = env.get(LIVE_ENV_VAR)
+    if flag != "1":
+        found = "unset" if flag is None else f"set to {flag!r}"
+        missing.append(f"the environment does not have {LIVE_ENV_VAR}=1 ({found})")
+    if account.mode is not AccountMode.LIVE:
+        missing.append(f"the account is configured mode: {account.mode} (needs mode: live)")
+    if not chat_confirmed:
+        missing.append("live trading was not confirmed in the chat")
+    return missing
+
+
+def _ws_base(url: str) -> str:
+    base = url.rstrip("/")
+    if base.startswith("https://"):
+        return "wss://" + base.removeprefix("https://")
+    if base.startswith("http://"):
+        return "ws://" + base.removeprefix("http://")
+    return base
+
+
+def alpaca_endpoint_for(
+    account: AccountConfig,
+    env: Mapping[str, str],
+    *,
+    chat_confirmed: bool,
+    url_override: str | None = None,
+) -> AlpacaEndpoint:
+    """The endpoint for `account`: paper unless it is a live account and every live
+    condition holds; a live account with any condition missing raises."""
+    if account.broker is not BrokerKind.ALPACA:
+        raise AlpacaConfigError(f"account '{account.name}' is a {account.broker} account")
+    feed = account.data_feed.lower()
+    if feed not in FEEDS:
+        raise AlpacaConfigError(
+            f"account '{account.name}': data_feed {account.data_feed!r} is not one of {FEEDS}"
+        )
+    paper = True
+    grant: object | None = None
+    if account.mode is AccountMode.LIVE:
+        missing = live_trading_blockers(account, env, chat_confirmed=chat_confirmed)
+        if missing:
+            raise LiveTradingNotEnabled(account.name, missing)
+        paper, grant = False, _LIVE_GRANT
+    if url_override is not None:
+        ws = _ws_base(url_override)
+        return AlpacaEndpoint(
+            paper=paper,
+            trading_url=url_override.rstrip("/"),
+            trading_stream_url=f"{ws}/stream",
+            data_url=url_override.rstrip("/"),
+            data_stream_url=f"{ws}/v2/{feed}",
+            feed=feed,
+            _grant=grant,
+        )
+    return AlpacaEndpoint(
+        paper=paper,
+        trading_stream_url=PAPER_STREAM_URL if paper else LIVE_STREAM_URL,
+        data_stream_url=f"{DATA_STREAM_BASE}/v2/{feed}",
+        feed=feed,
+        _grant=grant,
+    )
+
+
+def alpaca_credentials(account: AccountConfig, env: Mapping[str, str]) -> BrokerCredentials:
+    """The account's own keys (`<credentials_env>_KEY_ID` / `_SECRET_KEY`)."""
+    creds = credentials_for(account, dict(env))
+    if creds is None:
+        prefix = account.credentials_env or "<credentials_env>"
+        raise AlpacaConfigError(
+            f"account '{account.name}' has no Alpaca keys: set {prefix}_KEY_ID and "
+            f"{prefix}_SECRET_KEY"
+        )
+    return creds
+
+
+__all__ = [
+    "LIVE_ENV_VAR",
+    "AlpacaConfigError",
+    "AlpacaEndpoint",
+    "LiveTradingNotEnabled",
+    "alpaca_credentials",
+    "alpaca_endpoint_for",
+    "live_trading_blockers",
+]
