@@ -1,0 +1,112 @@
+"""The risk engine fed with the real context: broker equity and buying power, the day's
+P&L, R, trades and last stop-out from the ledger, the session state; and the daily loss
+watch that LOCKS the day when the limit is reached (realized + open)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+
+from loguru import logger
+
+from core.book import BookSummary, open_pnl, read_book
+from core.broker import BrokerError
+from core.clock import NEW_YORK
+from core.domain import ZERO, AccountSnapshot, Side
+from core.engine_context import EngineContext
+from core.risk import EntryContext, RiskDecision, RiskEngine
+from core.session import SessionState, SessionTrigger
+from core.trading_day import TradingDay
+
+
+class RiskGate:
+    def __init__(self, ctx: EngineContext, day: TradingDay) -> None:
+        self._ctx = ctx
+        self._day = day
+        self.engine = RiskEngine(ctx.risk, ctx.events, ctx.calendar)
+        self.last_account: AccountSnapshot | None = None
+
+    async def account(self) -> AccountSnapshot | None:
+        """The broker's account now; the last known one if the broker does not answer."""
+        try:
+            self.last_account = await self._ctx.broker.account()
+        except BrokerError as exc:
+            logger.warning("account query failed: {}", exc)
+        return self.last_account
+
+    def day_window(self) -> tuple[datetime, datetime]:
+        day = self._day.day
+        start = datetime.combine(day, time(0), tzinfo=NEW_YORK)
+        return start, start + timedelta(days=1)
+
+    def day_book(self) -> BookSummary:
+        start, end = self.day_window()
+        with self._ctx.ledger.unit_of_work(read_only=True) as uow:
+            return read_book(uow, self._ctx.account.row_id, start, end)
+
+    def prices(self, symbols: list[str]) -> dict[str, Decimal]:
+        out = {}
+        for symbol in symbols:
+            bar = self._ctx.market.last_bar(symbol)
+            if bar is not None:
+                out[symbol] = bar.close
+        return out
+
+    def open_pnl(self, book: BookSummary) -> Decimal:
+        return open_pnl(book.holdings, self.prices(list(book.holdings)))
+
+    async def entry_context(
+        self, symbol: str, side: Side, trigger: Decimal, stop: Decimal, qty: Decimal
+    ) -> EntryContext:
+        account = await self.account()
+        book = self.day_book()
+        machine = self._day.m
+        info = machine.info
+        return EntryContext(
+            symbol=symbol.upper(),
+            side=side,
+            trigger=trigger,
+            stop=stop,
+            qty=qty,
+            now=self._ctx.now(),
+            equity=account.equity if account is not None else ZERO,
+            buying_power=account.buying_power if account is not None else ZERO,
+            session_state=machine.state,
+            opening_window_end=info.schedule.trading_from,
+            entry_cutoff=info.schedule.entry_cutoff,
+            realized_pnl=book.realized,
+            open_pnl=self.open_pnl(book),
+            realized_r=book.realized_r,
+            trades_today=book.entries,
+            last_stop_out_at=book.last_stop_out_at,
+            day_allowed=info.allowed,
+            locked=bool(info.locked_reason) or machine.state is SessionState.LOCKED,
+            safe_mode=machine.state is SessionState.SAFE_MODE,
+            existing_position_qty=book.qty(symbol),
+        )
+
+    async def check_entry(
+        self, symbol: str, side: Side, trigger: Decimal, stop: Decimal, qty: Decimal
+    ) -> RiskDecision:
+        decision = self.engine.check_entry(
+            await self.entry_context(symbol, side, trigger, stop, qty)
+        )
+        if decision.must_lock and decision.lock_trigger is not None and decision.lock_reason:
+            await self._day.lock(decision.lock_trigger, decision.lock_reason)
+        return decision
+
+    async def watch_loss(self) -> bool:
+        """LOCK the day if the daily loss limit is reached; True if it is (now or before)."""
+        if self._day.m.info.locked_reason:
+            return True
+        book = self.day_book()
+        breach = self.engine.daily_loss_breached(
+            book.realized, self.open_pnl(book), book.realized_r
+        )
+        if breach is None:
+            return False
+        await self._day.lock(SessionTrigger.LOSS_LIMIT_HIT, breach)
+        return True
+
+
+__all__ = ["RiskGate"]
