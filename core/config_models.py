@@ -60,7 +60,6 @@ class RiskConfig(StrictModel):
     cooldown_minutes: int = Field(ge=0)
     opening_no_trade_minutes: int = Field(ge=0, le=390)
     entry_cutoff: time
-    auto_flatten_unprotected: bool = False
     max_spread_bps: Decimal | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")

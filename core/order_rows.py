@@ -22,7 +22,7 @@ from core.orders import OrderModel, Transition
 
 K = BrokerEventKind
 S = OrderStatus
-CLIENT_ID_COLUMN = 64
+CLIENT_ID_COLUMN = 128  # orders.client_order_id (migration 0002); Alpaca allows 128
 NEVER_REACHED = "never reached the broker"
 # A snapshot status and the stream event kind that reports it.
 STATUS_KIND: dict[OrderStatus, BrokerEventKind] = {
@@ -100,17 +100,15 @@ def adopt_row(
 
 def rebuild_model(uow: UnitOfWork, row: OrderRow) -> OrderModel:
     """The order's model in its recorded status with its recorded fills."""
-    model = OrderModel(
+    model = OrderModel.restore(
         client_order_id=ClientOrderId(row.client_order_id),
         symbol=row.symbol,  # type: ignore[arg-type]
         side=row.side,
         qty=row.qty,
         status=row.status,
         broker_order_id=BrokerOrderId(row.broker_order_id) if row.broker_order_id else None,
+        fills=[fill_from_row(fill_row, row) for fill_row in uow.fills.for_order(row.id)],
     )
-    for fill_row in uow.fills.for_order(row.id):
-        # OrderModel has no public way to restore recorded fills; see the report.
-        model._record_fill(fill_from_row(fill_row, row))
     model.reject_reason = row.reject_reason
     return model
 

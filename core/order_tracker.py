@@ -323,7 +323,7 @@ class OrderTracker:
         """A model in the overridden status (the table could not get there)."""
         self._models.pop(row.client_order_id, None)
         model = self._model(uow, row)
-        model._status = transitions[-1].to_status  # broker wins; see the module docstring
+        model.force_status(transitions[-1].to_status)  # broker wins; see the module docstring
         return model
 
     def _snapshot_in(

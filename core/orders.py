@@ -23,7 +23,7 @@ the cancel lost the race; a replaced order's replacement lives on and owns the r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -223,6 +223,39 @@ class OrderModel:
         )
         model.raw_status = snapshot.raw_status
         return model
+
+    @classmethod
+    def restore(
+        cls,
+        *,
+        client_order_id: ClientOrderId,
+        symbol: Symbol,
+        side: Side,
+        qty: Decimal,
+        status: OrderStatus,
+        broker_order_id: BrokerOrderId | None,
+        fills: Sequence[Fill],
+    ) -> OrderModel:
+        """Rebuild a model from what the ledger recorded (status and unique fills), e.g.
+        after a restart. The fills were validated when they were first applied."""
+        model = cls(
+            client_order_id=client_order_id,
+            symbol=symbol,
+            side=side,
+            qty=qty,
+            status=status,
+            broker_order_id=broker_order_id,
+        )
+        for fill in fills:
+            if fill.execution_id not in model._execution_ids:
+                model._record_fill(fill)
+        return model
+
+    def force_status(self, status: OrderStatus) -> None:
+        """The broker wins: take a status the transition table could not reach (a
+        reconcile found the order ended differently). Fills are kept; callers record
+        the override as its own transition."""
+        self._status = status
 
     # --- read side ----------------------------------------------------------------------
 

@@ -266,7 +266,7 @@ class ProtectionManager:
         """Trailing -> plain stop at the entry draft's initial stop -> UNPROTECTED
         (-> flatten). Call with the symbol lock held."""
         cfg = self._ctx.protection
-        auto = cfg.auto_flatten_when_unprotected or self._ctx.risk.auto_flatten_unprotected
+        auto = cfg.auto_flatten_when_unprotected
         last_resort = ProtectionFallback.FLATTEN if auto else ProtectionFallback.ALERT_ONLY
         if staged is not None:
             result = await self.rung(staged.request, ProtectionKind.TRAILING, entry, staged=staged)

@@ -200,7 +200,8 @@ class OrderRow(_Row, Base):
 
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     draft_id: Mapped[int | None] = mapped_column(ForeignKey("drafts.id"), index=True)
-    client_order_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # Alpaca allows 128 characters; adopted external orders keep theirs.
+    client_order_id: Mapped[str] = mapped_column(String(128), unique=True)
     broker_order_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     symbol: Mapped[str] = mapped_column(String(SYMBOL_LENGTH))
     side: Mapped[Side]
@@ -222,7 +223,7 @@ class OrderRow(_Row, Base):
     updated_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column()
-    order_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    order_ref: Mapped[str | None] = mapped_column(String(128), index=True)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 

@@ -17,7 +17,7 @@ def test_upgrade_from_empty_to_head(db_url: str) -> None:
 
     upgrade(db_url)
 
-    assert current(db_url) == head() == "0001"
+    assert current(db_url) == head() == "0002"
     engine = create_engine_for(db_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -94,3 +94,39 @@ def test_plain_postgresql_url_gets_the_psycopg_driver() -> None:
 def test_unsupported_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported"):
         create_engine_for("mysql://user@localhost/db")
+
+
+def test_0002_widens_client_order_ids_and_keeps_rows(db_url: str) -> None:
+    from sqlalchemy import text
+
+    upgrade(db_url, "0001")
+    engine = create_engine_for(db_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO accounts (id, created_at, name, broker, mode) "
+                    "VALUES (1, '2024-03-05 14:00:00+00:00', 'a', 'sim', 'paper')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO orders (id, created_at, account_id, client_order_id, symbol, "
+                    "side, order_type, time_in_force, qty, extended_hours, role, status, "
+                    "filled_qty, version, updated_at) VALUES (1, '2024-03-05 14:00:00+00:00', 1, "
+                    ":cid, 'AAPL', 'buy', 'stop', 'day', '10', false, 'entry', 'accepted', '0', "
+                    "1, '2024-03-05 14:00:00+00:00')"
+                ),
+                {"cid": "x" * 64},
+            )
+        upgrade(db_url)
+        assert current(db_url) == "0002"
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT client_order_id FROM orders")).scalar() == (
+                "x" * 64
+            )
+            connection.execute(text("UPDATE orders SET client_order_id = :cid"), {"cid": "y" * 128})
+            stored = connection.execute(text("SELECT client_order_id FROM orders")).scalar()
+        assert stored == "y" * 128
+    finally:
+        engine.dispose()
