@@ -1,0 +1,160 @@
+"""`build_application`: the one function that wires the Telegram bot.
+
+    app = build_application(services, settings, clock=clock)
+    await start_bot(app)        # inside the process's one event loop (with the engines)
+    ...
+    await stop_bot(app)
+
+The Bot API base URL comes from TELEGRAM_API_BASE_URL (Telegram's by default), and the
+file URL is derived from it, so the same bot runs against Telegram or the local emulator
+unchanged. Polling drops the updates queued while the bot was offline: a command typed
+an hour ago ("/buy ...", a [Confirm] tap) must not act now. Sends go through
+AIORateLimiter (Telegram's flood limits; RetryAfter is waited out and retried).
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from loguru import logger
+from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, Application, ContextTypes, Defaults, TypeHandler
+
+from bot.access import AccessPolicy, gate
+from bot.context import BotData, CentaurApp, CentaurContext, Deps, UserData
+from bot.handlers import register_all
+from bot.handlers.cards import CardDesk
+from bot.handlers.start_help import COMMANDS
+from bot.notifier import POLL_SECONDS, Notifier
+from core.audit import AuditLog
+from core.clock import Clock
+from core.notifications import NotificationService
+from core.services import TradingServices
+from core.settings import TELEGRAM_DEFAULT_API_BASE_URL, Settings
+
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+RATE_LIMIT_RETRIES = 3
+
+
+def file_base_url(api_base_url: str) -> str:
+    """https://api.telegram.org/bot -> https://api.telegram.org/file/bot (same host)."""
+    base = api_base_url.rstrip("/")
+    if base.endswith("/bot"):
+        return base[: -len("/bot")] + "/file/bot"
+    return base + "/file/bot"
+
+
+def build_application(
+    services: TradingServices,
+    settings: Settings,
+    *,
+    clock: Clock,
+    notifications: NotificationService | None = None,
+    audit: AuditLog | None = None,
+    poll_seconds: float = POLL_SECONDS,
+) -> CentaurApp:
+    """The bot: handlers, access gate, error handler, command menu, notifier, base URL."""
+    secrets = settings.secrets
+    if secrets.TELEGRAM_BOT_TOKEN is None:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    api_url = secrets.TELEGRAM_API_BASE_URL or TELEGRAM_DEFAULT_API_BASE_URL
+    owned = notifications is None
+    notifications = notifications or NotificationService.for_services(services, clock)
+    audit = audit or AuditLog(services.engine().ctx.ledger)
+    access = AccessPolicy.from_secrets(secrets)
+    context_types = ContextTypes(context=CentaurContext, bot_data=BotData, user_data=UserData)
+    builder = (
+        Application.builder()
+        .token(secrets.TELEGRAM_BOT_TOKEN.get_secret_value())
+        .base_url(api_url)
+        .base_file_url(file_base_url(api_url))
+        .context_types(context_types)
+        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .defaults(
+            Defaults(
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        )
+        .job_queue(None)
+        .post_init(_post_init)
+        .post_stop(_post_stop)
+        .post_shutdown(_post_shutdown)
+    )
+    app = cast(CentaurApp, builder.build())
+    deps = Deps(services, settings, clock, notifications, audit, access)
+    app.bot_data.configure(deps, CardDesk(app.bot, notifications))
+    app.bot_data.notifier = Notifier(app.bot, deps, app.bot_data, poll_seconds=poll_seconds)
+    app.bot_data.owns_notifications = owned
+    app.add_handler(TypeHandler(Update, gate), group=-1)
+    register_all(app)
+    if not access.users:
+        logger.warning("TELEGRAM_ALLOWED_USERS is empty: the bot will answer nobody")
+    return app
+
+
+async def _post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    try:
+        await app.bot.set_my_commands([BotCommand(name, text[:256]) for name, text in COMMANDS])
+    except TelegramError as exc:  # the menu is a convenience: the bot works without it
+        logger.warning("could not set the command menu: {}", exc)
+    notifier = app.bot_data.notifier
+    if isinstance(notifier, Notifier):
+        notifier.start()
+
+
+async def _post_stop(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    notifier = app.bot_data.notifier
+    if isinstance(notifier, Notifier):
+        await notifier.stop()
+
+
+async def _post_shutdown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    await _post_stop(app)
+    data = app.bot_data
+    if isinstance(data, BotData) and data.owns_notifications:
+        data.deps.notifications.close()  # stop listening to the engines' buses
+
+
+async def start_bot(app: CentaurApp, *, poll_timeout: float = 10.0) -> None:
+    """Start inside a running loop (what `run_polling` does, minus owning the loop)."""
+    await app.initialize()
+    if app.post_init is not None:
+        await app.post_init(app)
+    assert app.updater is not None
+    await app.updater.start_polling(
+        poll_interval=0.0,
+        timeout=int(poll_timeout),
+        drop_pending_updates=True,
+        allowed_updates=ALLOWED_UPDATES,
+    )
+    await app.start()
+
+
+async def stop_bot(app: CentaurApp) -> None:
+    if app.updater is not None and app.updater.running:
+        await app.updater.stop()
+    if app.running:
+        await app.stop()
+    if app.post_stop is not None:
+        await app.post_stop(app)
+    await app.shutdown()
+    if app.post_shutdown is not None:
+        await app.post_shutdown(app)
+
+
+def run_bot(app: CentaurApp) -> None:
+    """Own the loop and poll until a stop signal (the bot alone, no engine in-process)."""
+    app.run_polling(drop_pending_updates=True, allowed_updates=ALLOWED_UPDATES)
+
+
+__all__ = [
+    "ALLOWED_UPDATES",
+    "build_application",
+    "file_base_url",
+    "run_bot",
+    "start_bot",
+    "stop_bot",
+]

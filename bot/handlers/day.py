@@ -1,0 +1,77 @@
+"""The day's master switch and SAFE MODE: /allow, /deny, /resume, [Allow] [Not today]."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import CallbackQueryHandler
+
+from bot.callbacks import Action, Callback, pattern
+from bot.context import CentaurApp, CentaurContext
+from bot.handlers.common import (
+    Answer,
+    Outcome,
+    Result,
+    Screen,
+    actor_of,
+    button,
+    command,
+    command_handler,
+    edit_query,
+    reply,
+)
+from bot.parsing import no_args
+from bot.render import render_day_answer, render_resume
+
+
+async def answer_day(update: Update, context: CentaurContext, allowed: bool) -> Screen:
+    services, actor = context.services, actor_of(update)
+    if allowed:
+        state = await services.allow_today(actor=actor)
+    else:
+        state = await services.deny_today(actor=actor)
+    return Screen(render_day_answer(allowed, state))
+
+
+@command("allow")
+async def allow(update: Update, context: CentaurContext) -> Outcome:
+    no_args(context.args or [], "allow")
+    await reply(update, context, await answer_day(update, context, True))
+    return "allowed"
+
+
+@command("deny")
+async def deny(update: Update, context: CentaurContext) -> Outcome:
+    no_args(context.args or [], "deny")
+    await reply(update, context, await answer_day(update, context, False))
+    return "denied"
+
+
+@command("resume")
+async def resume(update: Update, context: CentaurContext) -> Outcome:
+    no_args(context.args or [], "resume")
+    ok, message = await context.services.resume(actor=actor_of(update))
+    await reply(update, context, Screen(render_resume(ok, message)))
+    return Result(ok, message)
+
+
+@button("day_answer")
+async def day_button(
+    update: Update, context: CentaurContext, cb: Callback, answer: Answer
+) -> Outcome:
+    allowed = cb.action is Action.DAY_ALLOW
+    await answer("Trading allowed today" if allowed else "Not today")
+    # The prompt becomes the answer: no stale [Allow] left to tap by mistake later.
+    await edit_query(update, context, await answer_day(update, context, allowed))
+    return "allowed" if allowed else "denied"
+
+
+def register(app: CentaurApp) -> None:
+    app.add_handler(command_handler("allow", allow))
+    app.add_handler(command_handler("deny", deny))
+    app.add_handler(command_handler("resume", resume))
+    app.add_handler(
+        CallbackQueryHandler(day_button, pattern=pattern(Action.DAY_ALLOW, Action.DAY_DENY))
+    )
+
+
+__all__ = ["allow", "answer_day", "deny", "register", "resume"]
