@@ -23,7 +23,7 @@ import contextlib
 import json
 import random
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -33,6 +33,7 @@ from loguru import logger
 
 from brokers.alpaca.mapping import MappingError, map_event, opt_dec, order_from_json, parse_ts
 from core.broker import BrokerEvent, BrokerEventKind
+from core.broker_events import EventHub, Subscription
 from core.clock import Clock
 from core.domain import ZERO, BrokerOrderId, ExecutionId, Fill, OrderSnapshot
 
@@ -48,73 +49,6 @@ _HEALTHY_AFTER = 30.0
 
 class StreamAuthError(Exception):
     """The server refused our keys on the trade_updates stream."""
-
-
-class Subscription:
-    """One `events()` iterator: everything published after it was created, in order."""
-
-    def __init__(self, hub: EventHub) -> None:
-        self._hub = hub
-        self._queue: asyncio.Queue[BrokerEvent | None] = asyncio.Queue()
-        self._done = False
-
-    def put(self, event: BrokerEvent | None) -> None:
-        self._queue.put_nowait(event)
-
-    def __aiter__(self) -> AsyncIterator[BrokerEvent]:
-        return self
-
-    async def __anext__(self) -> BrokerEvent:
-        if self._done:
-            raise StopAsyncIteration
-        event = await self._queue.get()
-        if event is None:
-            self._done = True
-            raise StopAsyncIteration
-        return event
-
-    def pending(self) -> list[BrokerEvent]:
-        """What is queued now, without waiting."""
-        taken: list[BrokerEvent] = []
-        while not self._queue.empty():
-            event = self._queue.get_nowait()
-            if event is None:
-                self._done = True
-                break
-            taken.append(event)
-        return taken
-
-    async def aclose(self) -> None:
-        self._hub.unsubscribe(self)
-        self.put(None)
-
-
-class EventHub:
-    def __init__(self) -> None:
-        self._subs: list[Subscription] = []
-        self._closed = False
-
-    def subscribe(self) -> Subscription:
-        sub = Subscription(self)
-        if self._closed:
-            sub.put(None)
-        else:
-            self._subs.append(sub)
-        return sub
-
-    def unsubscribe(self, sub: Subscription) -> None:
-        if sub in self._subs:
-            self._subs.remove(sub)
-
-    def publish(self, event: BrokerEvent) -> None:
-        for sub in list(self._subs):
-            sub.put(event)
-
-    def close(self) -> None:
-        self._closed = True
-        for sub in self._subs:
-            sub.put(None)
-        self._subs.clear()
 
 
 class FillTracker:

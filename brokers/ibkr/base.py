@@ -19,7 +19,6 @@ from brokers.ibkr.attached import AttachedGroups
 from brokers.ibkr.config import IbkrConfig
 from brokers.ibkr.connection import AlertHook, DownHook, Hook, IbkrConnection
 from brokers.ibkr.contracts import ContractBook
-from brokers.ibkr.hub import EventHub
 from brokers.ibkr.mapping import IbError, IbErrorClass, build_order, perm_id_of, rejection_for
 from brokers.ibkr.ordering import OrderOps
 from brokers.ibkr.pacing import TokenBucket, with_timeout
@@ -35,6 +34,7 @@ from core.broker import (
     OrderRejected,
     UnsupportedOrder,
 )
+from core.broker_events import EventHub
 from core.calendar import SessionPhase, TradingCalendar
 from core.capabilities import IBKR, check
 from core.clock import Clock

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from ib_async import CommissionReport, Contract, Execution, Order, OrderState
 from loguru import logger
 
-from brokers.ibkr.hub import EventHub
 from brokers.ibkr.mapping import (
     DONE_IB_STATUSES,
     IB_STATUS,
@@ -34,6 +33,7 @@ from brokers.ibkr.mapping import (
 from brokers.ibkr.pacing import Notifier
 from brokers.ibkr.records import ExecOutcome, FillStore, OrderRecord, RecordIndex
 from core.broker import BrokerEvent, BrokerEventKind
+from core.broker_events import EventHub
 from core.clock import Clock
 from core.domain import Fill, OrderStatus
 

@@ -44,7 +44,6 @@ from brokers.sim.state import (
     read_json,
     write_atomically,
 )
-from brokers.sim.stream import EventHub
 from core.broker import (
     Broker,
     BrokerEvent,
@@ -54,6 +53,7 @@ from core.broker import (
     NotReplaceable,
     OrderRejected,
 )
+from core.broker_events import EventHub
 from core.calendar import TradingCalendar, xnys
 from core.capabilities import SIM, CapabilityMatrix
 from core.clock import Clock

@@ -20,8 +20,8 @@ from brokers.sim.state import (
     Mark,
     SimOrder,
 )
-from brokers.sim.stream import EventHub
 from core.broker import BrokerEvent, BrokerEventKind
+from core.broker_events import EventHub
 from core.calendar import (
     AFTER_HOURS_END,
     HALF_DAY_AFTER_HOURS_END,

@@ -13,8 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from brokers.sim import PartialFills, SimBroker, SimConfig
-from brokers.sim.stream import Subscription
 from core.broker import BrokerEvent, BrokerEventKind
+from core.broker_events import Subscription
 from core.clock import NEW_YORK, SimClock
 from core.domain import (
     BrokerOrderId,

@@ -13,9 +13,9 @@ from brokers.ibkr import (
     IbkrConfig,
     SupportsAttachedProtection,
 )
-from brokers.ibkr.hub import Subscription
 from brokers.ibkr.testing import FakeGateway, GwOrder, connected_broker
 from core.broker import OrderRejected
+from core.broker_events import Subscription
 from core.calendar import xnys
 from core.clock import SimClock
 from core.domain import ClientOrderId, OrderRequest, OrderStatus, OrderType, TimeInForce

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from brokers.ibkr import IbkrBroker, IbkrConfig, LinkState
-from brokers.ibkr.hub import Subscription
 from brokers.ibkr.testing import FakeGateway, connected_broker
 from core.broker import AmbiguousOutcome, BrokerUnavailable, DuplicateClientOrderId
+from core.broker_events import Subscription
 from core.calendar import xnys
 from core.clock import SimClock
 from core.domain import ClientOrderId, OrderRequest, OrderStatus, OrderType

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from brokers.ibkr import IbkrBroker, IbkrConfig
-from brokers.ibkr.hub import Subscription
 from brokers.ibkr.testing import FakeGateway, connected_broker
 from core.broker import (
     AmbiguousOutcome,
@@ -25,6 +24,7 @@ from core.broker import (
     RateLimited,
     UnsupportedOrder,
 )
+from core.broker_events import Subscription
 from core.calendar import xnys
 from core.clock import SimClock
 from core.domain import ClientOrderId, OrderRequest, OrderStatus, OrderType, Side, TimeInForce

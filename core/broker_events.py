@@ -1,4 +1,9 @@
-"""Fan-out of BrokerEvents: every `events()` call gets its own queue, in publication order."""
+"""Fan-out of broker events for adapters implementing `Broker.events()`.
+
+Every subscriber gets its own queue, in publication order; a subscription is registered
+when it is created, so nothing published between `events()` and the first `anext` is
+lost. SimBroker, the Alpaca adapter and the IBKR adapter all publish through this hub.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,8 @@ from core.broker import BrokerEvent
 
 
 class Subscription:
-    """Registered when created (not on first iteration): nothing published in between is
-    missed. Ends when the hub closes."""
+    """An async iterator over events published after it was created. It is registered
+    when created (not on first iteration), so nothing published in between is missed."""
 
     def __init__(self, hub: EventHub) -> None:
         self._hub = hub
@@ -33,7 +38,7 @@ class Subscription:
         return event
 
     def pending(self) -> list[BrokerEvent]:
-        """Whatever is queued, without waiting (handy in tests)."""
+        """Take whatever is queued without waiting (handy in tests)."""
         taken: list[BrokerEvent] = []
         while not self._queue.empty():
             event = self._queue.get_nowait()
@@ -66,7 +71,8 @@ class EventHub:
             self._subscribers.remove(subscription)
 
     def publish(self, event: BrokerEvent) -> None:
-        for subscription in self._subscribers:
+        # A copy: a subscriber closing itself while we deliver must not skip another.
+        for subscription in list(self._subscribers):
             subscription.put(event)
 
     def close(self) -> None:
