@@ -23,10 +23,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from app.signals_cmd import _load_events
+from app.signals_cmd import load_events_option
 from core.backtest.model import BacktestError
 from core.backtest.outputs import (
-    number_text,
     write_csv,
     write_regimes,
     write_summary,
@@ -37,6 +36,7 @@ from core.backtest.run import BacktestResult, SymbolData, check_dates, load_symb
 from core.backtest.stability import STABILITY_COLUMNS, stability
 from core.backtest.sweep import grid, parse_axes, run_sweep, sweep_columns, sweep_row
 from core.calendar import xnys
+from core.csv_text import number_text
 from core.fills import FRICTION_PROFILES
 from core.marketdata.sessions import select_files
 from core.params import SignalParams, load_params, with_overrides
@@ -135,7 +135,7 @@ def run_backtest(
     params = resolve_params(params_path, friction, exit_model, overrides)
     axes = parse_axes(sweep)
     sets = grid(params, axes) if axes else []
-    events = _load_events(events_path)
+    events = load_events_option(events_path)
     xnys()  # build the exchange calendar once, outside the timings (about 1.7 s)
     files = select_files(data_dir, symbols)
     result = BacktestResult(params, list(files))

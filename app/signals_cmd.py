@@ -20,12 +20,10 @@ times are bar STARTS in ISO 8601 with the New York offset.
 from __future__ import annotations
 
 import csv
-import math
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from rich.console import Console
@@ -33,6 +31,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from core.calendar import xnys
+from core.csv_text import number_text, price_text
 from core.domain import Regime
 from core.event_calendar import EventCalendar, EventCalendarError, load_event_calendar
 from core.marketdata.errors import DataError
@@ -77,21 +76,6 @@ SIGNAL_COLUMNS = (
     "risk_per_share",
     "qty",
 )
-_FOUR = Decimal("0.0001")
-
-
-def price_text(value: Decimal | float | None) -> str:
-    """4 decimals, halves up; floats are taken at their shortest decimal form."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    exact = value if isinstance(value, Decimal) else Decimal(repr(value))
-    return str(exact.quantize(_FOUR, rounding=ROUND_HALF_UP))
-
-
-def number_text(value: float | int | None) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    return repr(value)
 
 
 @dataclass
@@ -169,7 +153,7 @@ def _signal_row(symbol: str, ev: BlockEvaluation, s: int, record: SignalRecord) 
     ]
 
 
-def _load_events(events_path: Path | None) -> EventCalendar:
+def load_events_option(events_path: Path | None) -> EventCalendar:
     try:
         return load_event_calendar(events_path)
     except EventCalendarError as exc:
@@ -210,7 +194,7 @@ def run_signals(
     overrides `params_path` (for `--set` overrides applied by the caller).
     """
     params = params or load_params(params_path)
-    events = _load_events(events_path)
+    events = load_events_option(events_path)
     xnys()  # build the exchange calendar once, outside the timings (about 1 s)
     files = select_files(data_dir, symbols)
     summary = SignalsSummary(symbols=list(files))

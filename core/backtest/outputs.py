@@ -13,15 +13,13 @@
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Iterable, Sequence
-from decimal import ROUND_HALF_UP, Decimal
-from fractions import Fraction
 from pathlib import Path
 
 from core.backtest.model import TradeRow
 from core.backtest.run import RegimeDay
 from core.backtest.summary import RegimeStats
+from core.csv_text import decimal_text, number_text, price_text
 
 REGIME_COLUMNS = (
     "date",
@@ -64,34 +62,6 @@ SUMMARY_COLUMNS = (
     "expectancy_r",
     "trades_per_session",
 )
-_FOUR = Decimal("0.0001")
-
-
-def price_text(value: Decimal | float | None) -> str:
-    """4 decimals, halves up; floats are taken at their shortest decimal form."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    exact = value if isinstance(value, Decimal) else Decimal(repr(value))
-    return str(exact.quantize(_FOUR, rounding=ROUND_HALF_UP))
-
-
-def number_text(value: float | int | Fraction | Decimal | None) -> str:
-    """Unrounded: the shortest round-trip float (a Fraction or Decimal: the float nearest
-    to it)."""
-    if value is None:
-        return ""
-    if isinstance(value, Fraction | Decimal):
-        value = float(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return ""
-    return repr(value)
-
-
-def decimal_text(value: Decimal) -> str:
-    """An exact decimal in full, plain notation, without trailing zeros."""
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
 
 
 def regime_row(day: RegimeDay) -> list[str]:

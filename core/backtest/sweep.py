@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from core.backtest.model import REGIME_ORDER, BacktestError
-from core.backtest.outputs import number_text
 from core.backtest.run import (
     BacktestResult,
     SymbolData,
@@ -29,6 +28,7 @@ from core.backtest.run import (
     run_symbol,
 )
 from core.backtest.summary import ALL, RegimeStats
+from core.csv_text import number_text
 from core.event_calendar import EventCalendar
 from core.params import SignalParams, with_overrides
 from core.signals import BlockEvaluation

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from app.signals_cmd import REGIME_COLUMNS, SIGNAL_COLUMNS, price_text, run_signals
+from app.signals_cmd import REGIME_COLUMNS, SIGNAL_COLUMNS, run_signals
+from core.csv_text import price_text
 from core.marketdata.errors import DataError
 from core.params import ParamsError
 from tests.kit.market import scenario_folder
