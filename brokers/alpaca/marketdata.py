@@ -89,6 +89,10 @@ def bar_from_json(symbol: str, data: Mapping[str, Any], size: timedelta = ONE_MI
     )
 
 
+# A data stream that lived this long (clock seconds) was healthy: reset the backoff.
+_HEALTHY_AFTER_SECONDS = 30.0
+
+
 class AlpacaBarFeed:
     """Live closed 1-minute bars for `symbols`; each `async for` gets its own queue."""
 
@@ -177,6 +181,7 @@ class AlpacaBarFeed:
         failures = 0
         while not self._closed:
             self._stream = self._new_stream()
+            started = self._clock.now()
             try:
                 await self._stream._run_forever()
                 logger.warning("alpaca bars: the data stream stopped; restarting")
@@ -186,9 +191,13 @@ class AlpacaBarFeed:
                 logger.error("alpaca bars: data stream failed: {}: {}", type(exc).__name__, exc)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._stream.close(), 2.0)
+            # A stream that stayed up a while starts the backoff afresh.
+            if (self._clock.now() - started).total_seconds() >= _HEALTHY_AFTER_SECONDS:
+                failures = 0
             failures += 1
             low, high = self._backoff
-            ceiling = min(high, low * 2.0 ** (failures - 1))
+            # Capped exponent: 2.0 ** 1024 overflows and would kill this supervisor.
+            ceiling = min(high, low * 2.0 ** min(failures - 1, 30))
             await self._clock.sleep(ceiling / 2 + random.uniform(0, ceiling / 2))
 
     async def _on_message(self, message: Any) -> None:

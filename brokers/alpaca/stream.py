@@ -211,7 +211,8 @@ class TradeUpdatesStream:
                     self._up_since = None
                 failures += 1
                 low, high = self._backoff
-                ceiling = min(high, low * 2.0 ** (failures - 1))
+                # Capped exponent: 2.0 ** 1024 overflows and would kill this supervisor.
+                ceiling = min(high, low * 2.0 ** min(failures - 1, 30))
                 delay = ceiling / 2 + random.uniform(0, ceiling / 2)
                 logger.info("alpaca[{}]: trade_updates reconnect in {:.2f}s", self._label, delay)
                 await self._clock.sleep(delay)

@@ -79,6 +79,8 @@ class IbkrBase:
             on_down_too_long=on_down_too_long,
         )
         self.connection.add_resync(self._resync)
+        self.connection.before_resync = self.tracker.hold_events
+        self.connection.after_resync = self.tracker.release_events
         self.tracker.on_global_error.append(self._on_global_error)
         self.contracts = ContractBook(
             self._fetch_details, exchange=config.exchange, currency=config.currency

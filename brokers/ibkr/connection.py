@@ -59,6 +59,11 @@ async def _call(name: str, hook: Callable[..., Awaitable[None] | None] | None, *
         logger.exception("ibkr: {} hook failed", name)
 
 
+# 2**30 backoff units is already far beyond reconnect_max_delay; a larger exponent would
+# overflow the float after ~1000 failed attempts and kill the reconnect task.
+MAX_BACKOFF_EXPONENT = 30
+
+
 class IbkrConnection:
     def __init__(
         self,
@@ -83,6 +88,9 @@ class IbkrConnection:
         self._state = LinkState.DISCONNECTED
         self._resync_hooks: list[Hook] = []
         self._resubscribers: list[Hook] = []
+        # Called around a reconnect's resynchronisation (pause / resume event publishing).
+        self.before_resync: Callable[[], None] | None = None
+        self.after_resync: Callable[[], None] | None = None
         self._down_since: datetime | None = None
         self._down_reason = ""
         self._alerted = False
@@ -187,17 +195,23 @@ class IbkrConnection:
             if self.closed:
                 return
             self._state = LinkState.CONNECTING
+            if self.before_resync is not None:
+                self.before_resync()
             try:
                 await self._connect_once()
             except BrokerUnavailable as exc:
+                if self.after_resync is not None:
+                    self.after_resync()  # nothing may stay held while we are down
                 if self.closed:
                     return
                 self._state = LinkState.DISCONNECTED
-                attempt += 1
+                attempt = min(attempt + 1, MAX_BACKOFF_EXPONENT)
                 logger.warning("ibkr: reconnect attempt {} failed: {}", attempt, exc)
                 self._maybe_alert()
                 continue
             self._state = LinkState.CONNECTED
+            if self.after_resync is not None:
+                self.after_resync()
             self.reconnects += 1
             logger.info("ibkr: reconnected after {:.0f} s", self.down_seconds())
             await self._restored(data_lost=True)

@@ -70,6 +70,7 @@ class OrderTracker(RecordIndex):
     def __init__(self, clock: Clock, client_id: int, hub: EventHub) -> None:
         super().__init__(clock, client_id)
         self._hub = hub
+        self._held: list[BrokerEvent] | None = None  # events held during a resync
         self.notifier = Notifier(clock)
         self.fills = FillStore()
         self.emitting = False
@@ -89,6 +90,18 @@ class OrderTracker(RecordIndex):
 
     def end_refresh(self) -> None:
         self._refreshing = None
+
+    def hold_events(self) -> None:
+        """While a reconnect resynchronises, what it learns (a fill missed while down) is
+        held back: the link is not up yet, so the engine could not act on it (its
+        protection submit would fail). `release_events` publishes it once the link is up."""
+        if self._held is None:
+            self._held = []
+
+    def release_events(self) -> None:
+        held, self._held = self._held, None
+        for event in held or ():
+            self._hub.publish(event)
 
     def start_emitting(self) -> None:
         """After the first synchronisation: what is known now counts as already told."""
@@ -326,7 +339,11 @@ class OrderTracker(RecordIndex):
         if not self.emitting or not record.perm_id:
             return
         at = fill.timestamp if fill is not None else self._clock.now()
-        self._hub.publish(BrokerEvent(kind=kind, order=record.snapshot(), timestamp=at, fill=fill))
+        event = BrokerEvent(kind=kind, order=record.snapshot(), timestamp=at, fill=fill)
+        if self._held is not None:
+            self._held.append(event)
+        else:
+            self._hub.publish(event)
 
 
 def _status_kind(record: OrderRecord) -> BrokerEventKind | None:

@@ -188,10 +188,17 @@ async def test_broker_side_refusals_map_to_typed_errors(w: World) -> None:
     assert {o.client_order_id for o in w.orders_at_fake()} == {"t-3", "t-4"}
 
 
-async def test_stop_placed_in_the_premarket_is_refused_by_the_fake_as_unsupported() -> None:
-    # The capability matrix lets a regular-hours stop wait as `accepted` when placed
-    # before the open; the fake's default policy refuses it instead (422): mapped, typed.
+async def test_stop_placed_in_the_premarket_waits_for_the_open() -> None:
+    # BROKERS.md: market closed -> no error, the order waits as `accepted`.
     async with alpaca_world(now=DEFAULT_NOW.replace(hour=12)) as w:  # 08:00 New York
+        snapshot = await w.broker.submit(request(OrderType.STOP, "pre-0"))
+        assert snapshot.status is OrderStatus.ACCEPTED
+
+
+async def test_a_premarket_refusal_by_the_broker_is_typed_as_unsupported() -> None:
+    # Should a server refuse it anyway (a stricter policy), the 422 is mapped and typed.
+    config = EngineConfig(outside_rth="reject_in_extended")
+    async with alpaca_world(now=DEFAULT_NOW.replace(hour=12), engine_config=config) as w:
         with pytest.raises(UnsupportedOrder) as info:
             await w.broker.submit(request(OrderType.STOP, "pre-1"))
         assert "not eligible for extended hours" in info.value.reason

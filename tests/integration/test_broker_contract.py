@@ -28,9 +28,8 @@ DIFFERENCES, asserted as such (consistent with test_ibkr_contract.py):
 - Extended hours: a stop with `extended_hours` (outsideRth) is accepted on IBKR.
 - Trailing stops: Alpaca/Sim report the current stop level, IBKR does not (stop_price
   None on a TRAIL order).
-- A stop placed before the open without extended hours: the capability matrix and
-  SimBroker queue it (`accepted`); the fake Alpaca refuses it 422 (its default policy
-  `reject_in_extended`). Which is Alpaca's real behaviour is unverified: strict xfail.
+- A stop placed before the open without extended hours waits as `accepted` on all three
+  (BROKERS.md: "market closed: no error, orders wait as accepted"; to confirm on paper).
 - Stream loss: SimBroker's stream ends (the engine subscribes again and reconciles by
   itself); Alpaca's trade_updates and IBKR's socket reconnect inside the adapter, which
   runs its reconnect hook (wired to the engine's reconcile here, by the composition
@@ -86,18 +85,6 @@ D = Decimal
 S = OrderStatus
 K = BrokerEventKind
 EARLY = ny(9, 0)  # before anything of the day happened
-QUEUED_DRIFT = (
-    "drift: the fake Alpaca refuses a stop in pre-market (outside_rth='reject_in_extended'); "
-    "core.capabilities and SimBroker queue it as accepted. Alpaca's real behaviour is "
-    "unverified (BROKERS.md: 'market closed: no error, orders wait as accepted')"
-)
-
-IBKR_RECONNECT_BUG = (
-    "bug: IbkrConnection._reconnect_loop publishes what the reconnect's synchronisation "
-    "learns (the missed fill) while the link is still CONNECTING; the engine's protection "
-    "submit fails in require_up() (BrokerUnavailable -> outcome unknown), and that unknown "
-    "intent counts as cover, so the reconcile protects nothing"
-)
 
 
 def stop_buy(cid: str, qty: int = 10, **kw: Any) -> OrderRequest:
@@ -334,15 +321,7 @@ async def test_extended_hours_orders_are_refused_locally_and_nothing_is_sent(kin
             assert "placeOrder" not in h.gateway.requests
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=QUEUED_DRIFT))
-        if k == "alpaca"
-        else k
-        for k in KINDS
-    ],
-)
+@pytest.mark.parametrize("kind", KINDS)
 async def test_a_stop_placed_before_the_open_is_queued(kind: Kind) -> None:
     async with open_harness(kind, at=ny(8, 0)) as h:
         snap = await h.broker.submit(stop_buy("early"))
@@ -400,15 +379,7 @@ async def test_engine_partial_fill_waits_cancels_the_rest_and_protects_the_total
         await rig.stop()
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=IBKR_RECONNECT_BUG))
-        if k == "ibkr"
-        else k
-        for k in KINDS
-    ],
-)
+@pytest.mark.parametrize("kind", KINDS)
 async def test_engine_stream_lost_while_the_entry_fills_is_reconciled(
     kind: Kind, tmp_path: Path
 ) -> None:

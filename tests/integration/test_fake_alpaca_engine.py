@@ -112,11 +112,11 @@ def test_outside_rth_policies() -> None:
     pre = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)  # Monday 08:00 New York
     _, engine = engine_at(night)
     assert engine.submit(body(type="stop", stop_price=101)).status == "accepted"
-    _, engine = engine_at(pre)
+    _, engine = engine_at(pre)  # default policy `queue`: waits for the open
+    assert engine.submit(body(type="stop", stop_price=101)).status == "accepted"
+    _, engine = engine_at(pre, outside_rth="reject_in_extended")
     assert refused(engine, body(type="stop", stop_price=101)).status == 422
     assert engine.submit(body(type="limit", limit_price=99)).status == "accepted"
-    _, engine = engine_at(pre, outside_rth="queue")
-    assert engine.submit(body(type="stop", stop_price=101)).status == "accepted"
     _, engine = engine_at(night, outside_rth="reject")
     assert refused(engine, body(type="market")).status == 422
 

@@ -56,7 +56,7 @@ class EngineConfig:
     ack_delay: float | None = 0.0  # pending_new -> new
     cancel_delay: float | None = 0.0  # pending_cancel -> canceled
     replace_delay: float | None = 0.0  # pending_replace -> replaced (+ new order live)
-    outside_rth: rules.OutsideRth = "reject_in_extended"
+    outside_rth: rules.OutsideRth = "queue"
     fill_on_ack: bool = True  # marketable orders fill at the last price when acknowledged
     random_partial_fills: float = 0.0
     """Probability that a fill takes only part of what is left (paper does ~10%)."""

@@ -21,10 +21,12 @@ NOT_EXTENDED = ("market", "stop", "stop_limit", "trailing_stop")
 
 OutsideRth = Literal["queue", "reject_in_extended", "reject"]
 """What happens to an order not eligible for extended hours submitted outside RTH:
-`queue` waits as `accepted` for the open; `reject_in_extended` (default) refuses market,
-stop, stop_limit and trailing_stop during the pre/post sessions (04:00-09:30, 16:00-20:00
-ET) and queues them when the market is fully closed; `reject` refuses them whenever the
-regular session is not open. Limit orders without extended_hours always queue."""
+`queue` (default; BROKERS.md: "market closed: no error, orders wait as accepted", as
+the capability matrix and SimBroker do) waits as `accepted` for the open;
+`reject_in_extended` refuses market, stop, stop_limit and trailing_stop during the pre/post
+sessions (04:00-09:30, 16:00-20:00 ET) and queues them when the market is fully closed;
+`reject` refuses them whenever the regular session is not open. Limit orders without
+extended_hours always queue."""
 
 
 def _invalid(message: str) -> AlpacaAPIError:
