@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated
 
@@ -35,11 +35,100 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    headless: Annotated[
+        bool, typer.Option("--headless", help="a scripted user plays the day; prints the chat")
+    ] = False,
+    speed: Annotated[
+        float, typer.Option(help="simulated seconds per real second (interactive)", min=0.1)
+    ] = 30.0,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="replay a folder of recorded bars instead")
+    ] = None,
+    day: Annotated[
+        str | None, typer.Option("--date", help="the session to replay, YYYY-MM-DD")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="replay from this New York time, HH:MM")
+    ] = None,
+) -> None:
     """Try Centaur with no accounts and no network (the README's main command)."""
-    from app.demo import run_demo
+    from app.demo import DemoOptions, run_demo
 
-    raise typer.Exit(run_demo(console))
+    options = DemoOptions(
+        headless=headless,
+        speed=speed,
+        data=data,
+        day=_date_option("--date", day),
+        start=_time_option("--from", start),
+    )
+    raise typer.Exit(run_demo(console, options))
+
+
+def _date_option(name: str, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"{name} must be YYYY-MM-DD, got {value!r}", 2) from None
+
+
+def _time_option(name: str, value: str | None) -> time | None:
+    if value is None:
+        return None
+    try:
+        return time.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"{name} must be HH:MM (New York time), got {value!r}", 2) from None
+
+
+@app.command()
+def run(
+    broker: Annotated[
+        str | None, typer.Option("--broker", help="sim | alpaca | ibkr (default: the account's)")
+    ] = None,
+    account: Annotated[
+        str | None, typer.Option("--account", help="account name from accounts.yaml")
+    ] = None,
+    replay: Annotated[
+        Path | None, typer.Option("--replay", help="replay this folder of recorded bars")
+    ] = None,
+    day: Annotated[str | None, typer.Option("--date", help="the session to replay")] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="replay from this New York time (09:00)")
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(help="replay speed, x real time (0 = as fast as possible)", min=0)
+    ] = 60.0,
+    config: ConfigDirOption = None,
+) -> None:
+    """Run the assistant: live on the account's broker, or a replay of a recorded session."""
+    import asyncio
+
+    from app.run_cmd import RunOptions
+    from app.run_cmd import run as run_assistant
+    from app.wiring import configure_logging, load_settings_or_exit
+    from core.config_models import BrokerKind
+
+    kinds = {k.value: k for k in BrokerKind}
+    if broker is not None and broker.lower() not in kinds:
+        raise _fail(f"--broker must be one of {', '.join(kinds)}, got {broker!r}", 2)
+    options = RunOptions(
+        broker=kinds[broker.lower()] if broker else None,
+        account=account,
+        replay=replay,
+        day=_date_option("--date", day),
+        start=_time_option("--from", start),
+        speed=speed,
+    )
+    settings = load_settings_or_exit(config, err_console)
+    configure_logging(settings)
+    try:
+        code = asyncio.run(run_assistant(settings, options, console))
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)
 
 
 @app.command()

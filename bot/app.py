@@ -31,6 +31,7 @@ from bot.notifier import POLL_SECONDS, Notifier
 from core.audit import AuditLog
 from core.clock import Clock
 from core.notifications import NotificationService
+from core.report_service import ReportService
 from core.services import TradingServices
 from core.settings import TELEGRAM_DEFAULT_API_BASE_URL, Settings
 
@@ -54,6 +55,7 @@ def build_application(
     notifications: NotificationService | None = None,
     audit: AuditLog | None = None,
     poll_seconds: float = POLL_SECONDS,
+    reports: ReportService | None = None,
 ) -> CentaurApp:
     """The bot: handlers, access gate, error handler, command menu, notifier, base URL."""
     secrets = settings.secrets
@@ -84,7 +86,8 @@ def build_application(
         .post_shutdown(_post_shutdown)
     )
     app = cast(CentaurApp, builder.build())
-    deps = Deps(services, settings, clock, notifications, audit, access)
+    reports = reports or ReportService(settings.data_dir)
+    deps = Deps(services, settings, clock, notifications, audit, access, reports)
     app.bot_data.configure(deps, CardDesk(app.bot, notifications))
     app.bot_data.notifier = Notifier(app.bot, deps, app.bot_data, poll_seconds=poll_seconds)
     app.bot_data.owns_notifications = owned

@@ -29,6 +29,7 @@ from core.config_models import (
     NotificationsConfig,
 )
 from core.notifications import NotificationService
+from core.report_service import ReportService
 from core.services import Actor, TradingServices
 from core.settings import Settings
 
@@ -45,6 +46,7 @@ class Deps:
     notifications: NotificationService
     audit: AuditLog
     access: AccessPolicy
+    reports: ReportService | None = None  # stored day reports (/report); None: data_dir's
 
 
 class Alerts:

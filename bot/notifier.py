@@ -35,11 +35,14 @@ from bot.context import BotData, Deps
 from bot.handlers.cards import card_side
 from bot.keyboards import allow_keyboard, signal_keyboard, unprotected_keyboard
 from bot.render import card_line, render_event
+from bot.render.day import chart_caption, render_allow_prompt, render_brief, render_report
 from bot.text import esc, split_caption, split_html
 from core.clock import NEW_YORK
 from core.config_models import NotificationLevel
 from core.domain import OrderRole
 from core.events import (
+    AllowPrompt,
+    BriefReady,
     DomainEvent,
     KillCompleted,
     OrderEvent,
@@ -47,10 +50,12 @@ from core.events import (
     PositionUnprotected,
     ProtectionFailed,
     ProtectionPlaced,
+    ReportReady,
     RiskRefused,
     SignalRaised,
 )
 from core.notifications import Notification
+from core.report_service import brief_of, report_of
 
 POLL_SECONDS = 5.0
 MAX_BACKOFF = 300.0
@@ -65,6 +70,8 @@ class Plan:
     html: bool = True
     keyboard: InlineKeyboardMarkup | None = None
     photo: Path | None = None
+    # Photos sent after the text, each with its caption (the day report's charts).
+    photos: tuple[tuple[Path, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +230,9 @@ class Notifier:
             html = (n.parse_mode or "").upper() == "HTML"
             keyboard = allow_keyboard() if n.kind == ALLOW_PROMPT else None
             return Plan(n.text, html=html, keyboard=keyboard, photo=photo)
+        day = self._day_plan(n, event)
+        if day is not None:
+            return day
         text = render_event(event)
         keyboard = None
         if isinstance(event, SignalRaised):
@@ -230,6 +240,23 @@ class Notifier:
         elif isinstance(event, PositionUnprotected) and not event.auto_flatten:
             keyboard = unprotected_keyboard(event.symbol, event.account)
         return Plan(text, keyboard=keyboard, photo=photo)
+
+    def _day_plan(self, n: Notification, event: DomainEvent) -> Plan | None:
+        """The scheduled pushes (bot.render.day); None for any other event."""
+        try:
+            if isinstance(event, BriefReady):
+                return Plan(render_brief(brief_of(event)))
+            if isinstance(event, AllowPrompt):
+                return Plan(render_allow_prompt(event), keyboard=allow_keyboard())
+            if isinstance(event, ReportReady):
+                report = report_of(event)
+                charts = tuple(Path(c) for c in event.charts)
+                photos = tuple((c, chart_caption(report, c)) for c in charts if c.is_file())
+                return Plan(render_report(report, charts), photos=photos)
+        except ValueError as exc:  # ReportFormatError: a payload this version cannot read
+            logger.error("notifier: #{} unreadable {}: {}", n.id, type(event).__name__, exc)
+            return Plan(n.text, html=False)
+        return None
 
     def _absorbed_by_kill_card(self, n: Notification, event: KillCompleted) -> bool:
         entry = self._data.kill_cards.get(event.account)
@@ -313,6 +340,21 @@ class Notifier:
             )
             first_id = first_id or message.message_id
             self._progress[n.id] = i + 1
+        # Photos after the text (the report's charts), each a message of its own.
+        start = offset + len(parts)
+        for j, (photo, caption) in enumerate(plan.photos, start=start):
+            if j < done or not photo.is_file():
+                continue
+            with photo.open("rb") as handle:
+                message = await self._bot.send_photo(
+                    chat,
+                    handle,
+                    caption=caption[:1024] or None,
+                    parse_mode=ParseMode.HTML,
+                    disable_notification=silent,
+                )
+            first_id = first_id or message.message_id
+            self._progress[n.id] = j + 1
         return first_id
 
 

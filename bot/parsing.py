@@ -23,6 +23,7 @@ USAGE: dict[str, str] = {
     "pnl": "/pnl [day|week|month]",
     "regime": "/regime [SYM]",
     "signals": "/signals [YYYY-MM-DD|today|yesterday]",
+    "report": "/report [YYYY-MM-DD|today|yesterday]",
     "account": "/account [name]",
     "mute": "/mute [kind]   kinds: " + ", ".join(NOTIFICATION_KINDS),
     "unmute": "/unmute [kind]",

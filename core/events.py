@@ -379,6 +379,53 @@ class ReconcileCompleted(DomainEvent):
     summary: JsonMapping
 
 
+@dataclass(frozen=True, slots=True)
+class SymbolVerdict:
+    """One line of the 09:45 snapshot: always a definite conclusion, "not today" included."""
+
+    symbol: str
+    tradable: bool
+    regime: Regime | None  # None: no verdict from the classifier (no data, event day)
+    reason: str  # "trend up (pct above VWAP 0.86, 2 crosses)", "CPI at 08:30", ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BriefReady(DomainEvent):
+    """The 09:00 pre-market brief (`core.reports.Brief`, encoded by core.reports.codec)."""
+
+    KIND: ClassVar[str] = "brief"
+
+    day: date
+    brief: JsonMapping
+    path: str = ""  # brief.json under data/reports/YYYY-MM-DD/
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllowPrompt(DomainEvent):
+    """The 09:45 regime snapshot and the day's master switch: "Allow trading today?"."""
+
+    KIND: ClassVar[str] = "allow_prompt"
+
+    account: str
+    day: date
+    verdicts: tuple[SymbolVerdict, ...]
+    allowed: bool | None = None  # the answer given so far (None: none; none means not allowed)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportReady(DomainEvent):
+    """The end-of-day report: the data (`core.reports.EodReport`, encoded by
+    core.reports.codec), where it was written, and its charts (one PNG per traded symbol)."""
+
+    KIND: ClassVar[str] = "report"
+
+    account: str
+    day: date
+    directory: str
+    charts: tuple[str, ...]
+    report: JsonMapping
+
+
 EVENT_TYPES: Mapping[str, type[DomainEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -399,6 +446,9 @@ EVENT_TYPES: Mapping[str, type[DomainEvent]] = {
         SafeModeCleared,
         KillCompleted,
         ReconcileCompleted,
+        BriefReady,
+        AllowPrompt,
+        ReportReady,
     )
 }
 

@@ -16,6 +16,7 @@ from bot.handlers import (
     info,
     kill,
     orders,
+    report,
     signals,
     start_help,
     status,
@@ -34,6 +35,7 @@ def register_all(app: CentaurApp) -> None:
         day,
         kill,
         info,
+        report,
     ):
         feature.register(app)
     drafts_input.register(app)

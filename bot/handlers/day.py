@@ -22,6 +22,8 @@ from bot.handlers.common import (
 from bot.parsing import no_args
 from bot.render import render_day_answer, render_resume
 
+QUESTION = "Allow trading today?"
+
 
 async def answer_day(update: Update, context: CentaurContext, allowed: bool) -> Screen:
     services, actor = context.services, actor_of(update)
@@ -60,9 +62,22 @@ async def day_button(
 ) -> Outcome:
     allowed = cb.action is Action.DAY_ALLOW
     await answer("Trading allowed today" if allowed else "Not today")
-    # The prompt becomes the answer: no stale [Allow] left to tap by mistake later.
-    await edit_query(update, context, await answer_day(update, context, allowed))
+    # The prompt becomes the answer: no stale [Allow] left to tap by mistake later. The
+    # 09:45 snapshot above the question (the verdict per symbol) stays.
+    screen = await answer_day(update, context, allowed)
+    await edit_query(update, context, Screen(_keep_snapshot(update, screen.text)))
     return "allowed" if allowed else "denied"
+
+
+def _keep_snapshot(update: Update, answer_text: str) -> str:
+    """The prompt's snapshot (everything above its question) followed by the answer."""
+    query = update.callback_query
+    message = query.message if query is not None else None
+    text = getattr(message, "text_html", None) if message is not None else None
+    if not isinstance(text, str) or QUESTION not in text or "\n\n" not in text:
+        return answer_text
+    snapshot = text.rsplit("\n\n", 1)[0]
+    return f"{snapshot}\n\n{answer_text}"
 
 
 def register(app: CentaurApp) -> None:

@@ -41,6 +41,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("pnl", "[day|week|month] realized P&L"),
     ("regime", "[SYM] today's regime verdicts"),
     ("signals", "[date] entry signals"),
+    ("report", "[date] re-send a day report with its charts"),
     ("allow", "allow trading today"),
     ("deny", "no trading today"),
     ("resume", "leave SAFE MODE once the cause is gone"),

@@ -59,6 +59,9 @@ EXPECTED_KINDS = {
     "SafeModeCleared": "safe_mode",
     "KillCompleted": "system",
     "ReconcileCompleted": "system",
+    "BriefReady": "brief",
+    "AllowPrompt": "allow_prompt",
+    "ReportReady": "report",
 }
 
 
