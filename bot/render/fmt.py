@@ -7,6 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from core.clock import NEW_YORK
 
+SUB_PENNY = Decimal("0.0001")
 CENT = Decimal("0.01")
 NA = "n/a"
 
@@ -35,7 +36,12 @@ def price(value: Decimal | None) -> str:
         return NA
     if value == value.quantize(CENT):
         return f"{value.quantize(CENT):f}"
-    return f"{value.normalize():f}"
+    # Average fill prices (with simulated friction) can carry more digits than any tick:
+    # show four, which is what a trader can read and type back.
+    shown = value.quantize(SUB_PENNY, rounding=ROUND_HALF_UP)
+    if shown == shown.quantize(CENT):
+        return f"{shown.quantize(CENT):f}"
+    return f"{shown.normalize():f}"
 
 
 def qty(value: Decimal | None) -> str:

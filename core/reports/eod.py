@@ -82,12 +82,17 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 KILL_STARTED, KILL_COMPLETED = "kill_started", "kill_completed"  # core.kill's risk events
+# The end-of-day flatten runs through the same verified kill; its exits are "flatten".
+END_OF_DAY_KILLER = "flatten time"
 
 
 def kill_windows(events: Sequence[RiskEventRow]) -> list[KillWindow]:
     windows: list[KillWindow] = []
     started: datetime | None = None
     for event in events:
+        detail = event.detail if isinstance(event.detail, dict) else {}
+        if event.kind == KILL_STARTED and detail.get("who") == END_OF_DAY_KILLER:
+            continue  # its completion then closes nothing: `started` stays None
         if event.kind == KILL_STARTED and started is None:
             started = event.at
         elif event.kind == KILL_COMPLETED and started is not None:

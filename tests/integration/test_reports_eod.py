@@ -473,6 +473,24 @@ def test_kill_windows_pair_start_and_completion() -> None:
     assert kill_windows(events) == [(ny(10, 0), ny(10, 2)), (ny(15, 0), None)]
 
 
+def test_the_end_of_day_flatten_is_not_a_kill() -> None:
+    """The 15:55 flatten runs through core.kill (who="flatten time"): its exits are
+    reported as flatten, not kill."""
+
+    def row(kind: str, at: datetime, who: str) -> RiskEventRow:
+        return RiskEventRow(
+            kind=kind, at=at, blocking=False, session_date=DAY, account_id=1, detail={"who": who}
+        )
+
+    events = [
+        row("kill_started", ny(15, 55), "flatten time"),
+        row("kill_completed", ny(15, 56), "flatten time"),
+        row("kill_started", ny(15, 57), "user"),
+        row("kill_completed", ny(15, 58), "user"),
+    ]
+    assert kill_windows(events) == [(ny(15, 57), ny(15, 58))]
+
+
 def test_empty_day_still_produces_a_report(ledger: Ledger, account: AccountRow) -> None:
     report = build_eod_report(ledger, "paper-main", DAY, xnys(), {}, watchlist=["AAPL"])
     assert report.trades == () and report.regimes == () and report.risk_events == ()

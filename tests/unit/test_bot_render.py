@@ -221,6 +221,7 @@ def test_formatters() -> None:
     assert money(D("1234.5")) == "$1,234.50" and money(D("-46")) == "-$46.00"
     assert signed_money(D(10)) == "+$10.00" and signed_money(D(0)) == "$0.00"
     assert price(D(101)) == "101.00" and price(D("0.1234")) == "0.1234"
+    assert price(D("94.658389")) == "94.6584" and price(D("94.699999")) == "94.70"
     assert qty(D("40.0")) == "40" and pct(D("0.80")) == "0.8%" and money(None) == "n/a"
 
 
