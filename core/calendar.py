@@ -16,10 +16,13 @@ otherwise CLOSED.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from functools import cache
+from pathlib import Path
 
 from core.clock import NEW_YORK, ensure_aware
 
@@ -175,7 +178,58 @@ def build_xnys(start: str = CALENDAR_START, end: str = CALENDAR_END) -> TradingC
     return TradingCalendar(sessions)
 
 
+def _cache_file(start: str, end: str) -> Path:
+    """Where the built session table is kept, keyed by the exchange_calendars version (a
+    new release may correct a holiday, and then the table is built again)."""
+    from importlib.metadata import version
+
+    root = os.environ.get("CENTAUR_CACHE_DIR") or str(Path.home() / ".cache" / "centaur")
+    tag = f"xnys-{version('exchange-calendars')}-{start}-{end}.json"
+    return Path(root) / tag
+
+
+def _load_cached(path: Path) -> TradingCalendar | None:
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        sessions = {
+            date.fromisoformat(d): TradingSession(
+                day=date.fromisoformat(d),
+                open=datetime.fromisoformat(o).astimezone(NEW_YORK),
+                close=datetime.fromisoformat(c).astimezone(NEW_YORK),
+            )
+            for d, o, c in rows
+        }
+        return TradingCalendar(sessions)
+    except (OSError, ValueError, TypeError):
+        return None  # missing or damaged: build it again
+
+
+def _store(path: Path, calendar: TradingCalendar) -> None:
+    rows = [
+        [s.day.isoformat(), s.open.isoformat(), s.close.isoformat()]
+        for s in calendar.sessions_between(calendar.first_day, calendar.last_day)
+    ]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(rows), encoding="utf-8")
+        temporary.replace(path)
+    except OSError:
+        pass  # a read-only home: the calendar still works, it is just built each start
+
+
 @cache
 def xnys() -> TradingCalendar:
-    """The process-wide XNYS calendar (built on first use, ~1-2 s)."""
-    return build_xnys()
+    """The process-wide XNYS calendar.
+
+    Building it from exchange_calendars costs 1-2 s (pandas), so the session table is
+    cached on disk after the first build and read back in milliseconds; the data still
+    comes only from exchange_calendars.
+    """
+    path = _cache_file(CALENDAR_START, CALENDAR_END)
+    cached = _load_cached(path)
+    if cached is not None:
+        return cached
+    built = build_xnys()
+    _store(path, built)
+    return built

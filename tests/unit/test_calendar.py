@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +118,23 @@ def test_session_for_instant() -> None:
     calendar = xnys()
     assert calendar.session_for_instant(ny(date(2024, 3, 5), 10, 0)) is not None
     assert calendar.session_for_instant(ny(date(2024, 3, 5), 16, 0)) is None
+
+
+def test_session_table_cache_round_trips_and_survives_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.calendar import CALENDAR_END, CALENDAR_START, _cache_file, _load_cached, _store
+
+    monkeypatch.setenv("CENTAUR_CACHE_DIR", str(tmp_path))
+    path = _cache_file(CALENDAR_START, CALENDAR_END)
+    assert path.parent == tmp_path and "exchange" not in path.name
+    assert _load_cached(path) is None  # nothing cached yet
+    built = xnys()
+    _store(path, built)
+    cached = _load_cached(path)
+    assert cached is not None
+    everything = (built.first_day, built.last_day)
+    assert cached.sessions_between(*everything) == built.sessions_between(*everything)
+    assert cached.require_session(date(2024, 11, 29)).is_half_day
+    path.write_text("[[garbage")
+    assert _load_cached(path) is None  # damaged: the caller builds it again
