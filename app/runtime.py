@@ -45,6 +45,7 @@ from brokers.sim import SimBroker
 from core.calendar import TradingCalendar, xnys
 from core.clock import Clock
 from core.config_models import AccountConfig, SessionsConfig
+from core.config_models import BrokerKind as ConfigBrokerKind
 from core.domain import OrderRole
 from core.engine import TradingEngine
 from core.engine_context import EngineOptions
@@ -158,7 +159,10 @@ class Runtime:
                 events=settings.events,
                 bus=self.bus,
                 options=EngineOptions(
-                    flatten_at_close=False, tick_seconds=plan.engine_tick_seconds
+                    flatten_at_close=False,
+                    tick_seconds=plan.engine_tick_seconds,
+                    # IBKR holds the trailing stop as a child of the entry (DESIGN 4).
+                    attached_protection=account.broker is ConfigBrokerKind.IBKR,
                 ),
             )
             connected.on_reconnect.reconcile = _reconcile_hook(engine)

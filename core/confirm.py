@@ -7,12 +7,19 @@ double-tap guard (a second confirm finds the draft confirmed and is a no-op that
 so). Only then is the broker called, once. A draft whose order was refused or never
 reached the broker is reopened: confirming it again is a new attempt, with a new client
 order id. A stop-sell draft replaces the position's protection (core.protection_edits).
+A buy on a broker that attaches protection (IBKR, when EngineOptions.attached_protection
+is on) writes the entry and its attached trailing stop together (core.attached_entry).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
+from decimal import Decimal
 
+from loguru import logger
+
+from core.attached_entry import AttachedEntries, AttachedIntents, child_request
 from core.capabilities import check
 from core.domain import OrderRequest, OrderRole, Side
 from core.draft_models import ConfirmOutcome, ConfirmResult, draft_request
@@ -22,9 +29,12 @@ from core.ids import Purpose, draft_scope, next_attempt, prefix
 from core.ledger import DraftRow, DraftStatus, UnitOfWork
 from core.order_tracker import OrderTracker
 from core.order_views import OrderView
-from core.placement import PlaceOutcome, Placer
+from core.placement import Placement, PlaceOutcome, Placer
+from core.protection import ProtectionManager
 from core.protection_edits import ProtectionEdits
 from core.risk_gate import RiskGate
+
+_PLACED = (ConfirmOutcome.PLACED, ConfirmOutcome.SENT, ConfirmOutcome.QUEUED)
 
 
 class DraftConfirmer:
@@ -41,6 +51,7 @@ class DraftConfirmer:
         self._placer = placer
         self._risk = risk
         self._edits = edits
+        self._attached = AttachedEntries(ctx, tracker)
 
     async def confirm(self, draft_id: int) -> ConfirmResult:
         ctx = self._ctx
@@ -112,6 +123,8 @@ class DraftConfirmer:
             return ConfirmResult(
                 draft.id, ConfirmOutcome.REFUSED_RISK, f"refused: {text}", reasons=decision.reasons
             )
+        trail = self._attached_trail(draft)
+        intents: AttachedIntents | None = None
         with ctx.ledger.unit_of_work() as uow:
             if not uow.drafts.transition_if(draft.id, DraftStatus.PENDING, DraftStatus.CONFIRMED):
                 return ConfirmResult(
@@ -119,13 +132,86 @@ class DraftConfirmer:
                     ConfirmOutcome.ALREADY_CONFIRMED,
                     f"draft {draft.id} was confirmed already: nothing was sent again",
                 )
-            request = self._request(draft, attempt=self._attempt(uow, draft.id))
-            intent = self._tracker.record_intent_in(
-                uow, request, OrderRole.ENTRY, draft_id=draft.id
-            )
+            attempt = self._attempt(uow, draft.id)
+            request = self._request(draft, attempt=attempt)
+            if trail is not None:
+                intents = self._attached.record_in(
+                    uow, request, trail, draft_id=draft.id, attempt=attempt
+                )
+                intent = intents.entry
+            else:
+                intent = self._tracker.record_intent_in(
+                    uow, request, OrderRole.ENTRY, draft_id=draft.id
+                )
             uow.commit()
-        placement = await self._placer.send(intent, request)
+        if intents is None:
+            return self._result(
+                draft, verdict.queued, verdict.reason, await self._placer.send(intent, request)
+            )
+        return await self._send_attached(draft, verdict.queued, verdict.reason, intents)
+
+    def _attached_trail(self, draft: DraftRow) -> Decimal | None:
+        """The attached child's trail when the broker attaches protection and the child
+        passes the capability check now; None: the entry goes alone (post-fill path)."""
+        ctx = self._ctx
+        if not self._attached.supported():
+            return None
+        pct = self._protection().trail_pct(draft.symbol)[0]
+        probe = child_request(
+            self._request(draft, attempt=1),
+            pct,
+            ctx.account.namespace,
+            draft_id=draft.id,
+            attempt=1,
+        )
+        if not check(ctx.broker.capabilities, probe, ctx.phase()).allowed:
+            return None
+        return pct
+
+    async def _send_attached(
+        self, draft: DraftRow, queued: bool, why_queued: str, intents: AttachedIntents
+    ) -> ConfirmResult:
+        ctx = self._ctx
+        sent = await self._attached.send(intents)
+        entry = sent.entry
+        if sent.entry_dead:
+            # The attachment was refused and the entry never worked: place it alone (a new
+            # attempt, not a resend); the post-fill path protects it when it fills.
+            logger.warning("draft {}: {}; placing the entry alone", draft.id, sent.child_refused)
+            with ctx.ledger.unit_of_work() as uow:
+                request = self._request(draft, attempt=self._attempt(uow, draft.id))
+                intent = self._tracker.record_intent_in(
+                    uow, request, OrderRole.ENTRY, draft_id=draft.id
+                )
+                uow.commit()
+            placement = await self._placer.send(intent, request)
+            return self._result(draft, queued, why_queued, placement, note=sent.child_refused)
+        if sent.child_refused is not None and entry.filled_qty > 0 and not ctx.halted:
+            # The fill won the race with the refusal: protect it now (the usual path; it
+            # recomputes what is uncovered under the symbol's lock, so never twice).
+            manager = self._protection()
+            ctx.spawn(
+                manager.protect_entry(entry.id, entry.symbol),
+                name=f"protect-{entry.client_order_id}",
+            )
+        placement = Placement(sent.outcome, entry, sent.reason)
+        result = self._result(draft, queued, why_queued, placement, note=sent.child_refused)
+        if sent.child_refused is None and result.outcome in _PLACED:
+            pct = intents.trail_pct
+            return replace(result, message=f"{result.message}, trailing stop {pct}% attached")
+        return result
+
+    def _result(
+        self,
+        draft: DraftRow,
+        queued: bool,
+        why_queued: str,
+        placement: Placement,
+        *,
+        note: str | None = None,
+    ) -> ConfirmResult:
         order = placement.order
+        said = f" (attached protection refused: {note})" if note else ""
         if placement.outcome in (PlaceOutcome.REJECTED, PlaceOutcome.NEVER_REACHED):
             self._reopen(draft.id)
             outcome = (
@@ -133,7 +219,7 @@ class DraftConfirmer:
                 if placement.outcome is PlaceOutcome.REJECTED
                 else ConfirmOutcome.NEVER_REACHED
             )
-            return ConfirmResult(draft.id, outcome, f"not placed: {placement.reason}", order)
+            return ConfirmResult(draft.id, outcome, f"not placed: {placement.reason}{said}", order)
         if placement.outcome is PlaceOutcome.UNKNOWN:
             return ConfirmResult(
                 draft.id,
@@ -142,9 +228,9 @@ class DraftConfirmer:
                 "client order id, nothing will be sent twice",
                 order,
             )
-        if verdict.queued:
+        if queued:
             return ConfirmResult(
-                draft.id, ConfirmOutcome.QUEUED, f"accepted, queued: {verdict.reason}", order
+                draft.id, ConfirmOutcome.QUEUED, f"accepted, queued: {why_queued}{said}", order
             )
         outcome = (
             ConfirmOutcome.PLACED
@@ -154,7 +240,7 @@ class DraftConfirmer:
         return ConfirmResult(
             draft.id,
             outcome,
-            f"stop-buy {draft.qty} {draft.symbol} @ {draft.trigger_price} {outcome}",
+            f"stop-buy {draft.qty} {draft.symbol} @ {draft.trigger_price} {outcome}{said}",
             order,
         )
 
@@ -186,6 +272,9 @@ class DraftConfirmer:
             f"the protection{queued}",
             result.order,
         )
+
+    def _protection(self) -> ProtectionManager:
+        return self._edits.manager
 
     def _request(self, draft: DraftRow, *, attempt: int) -> OrderRequest:
         return draft_request(self._ctx.account.namespace, draft, attempt)

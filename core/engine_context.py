@@ -42,6 +42,9 @@ class EngineOptions:
     resubscribe_delay_seconds: float = 2.0
     # A sell limit this far through the last price counts as marketable (outside RTH).
     marketable_limit_pct: str = "0.5"
+    # Brokers that hold a child order (IBKR): place the trailing stop WITH the entry, so a
+    # fill is protected at the broker from its first instant (DESIGN section 4).
+    attached_protection: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ class Purpose(StrEnum):
     """Why the order exists; two letters in the id."""
 
     ENTRY = "en"  # a confirmed stop-buy draft
+    ATTACHED = "at"  # the trailing stop attached to an entry at the broker (IBKR child)
     TRAILING = "ts"  # trailing-stop protection of a fill
     PLAIN_STOP = "sp"  # the fallback plain stop at the initial stop
     USER_STOP = "us"  # a stop-sell draft replacing the protection

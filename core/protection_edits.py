@@ -44,6 +44,10 @@ class ProtectionEdits:
         self._manager = manager
         self._book = manager.book
 
+    @property
+    def manager(self) -> ProtectionManager:
+        return self._manager
+
     # --- stop-sell draft -----------------------------------------------------------------
 
     async def user_stop(

@@ -34,7 +34,7 @@ from core.clock import NEW_YORK
 from core.domain import BrokerOrderId, OrderRole, OrderSnapshot, OrderStatus, Position, Side
 from core.engine_context import EngineContext
 from core.events import JsonValue, ReconcileCompleted
-from core.ledger import DraftStatus, PositionSource
+from core.ledger import DraftStatus, PositionSource, ProtectionStatus
 from core.order_tracker import NEVER_REACHED, OrderTracker
 from core.order_views import TrackOutcome
 from core.protection import ProtectionManager
@@ -233,6 +233,10 @@ class Reconciler:
                 out.append(f"{view.client_order_id}: found at the broker, adopted")
                 continue
             await self._tracker.submit_refused(view.client_order_id, NEVER_REACHED)
+            if view.role is OrderRole.PROTECTION:
+                # A protection that never reached the broker covers nothing: its link must
+                # not make the shares look protected.
+                self._book.set_link_status(view.id, ProtectionStatus.CANCELED)
             if view.role is OrderRole.ENTRY and view.draft_id is not None:
                 self._reopen_draft(view.draft_id)
             out.append(f"{view.client_order_id}: {NEVER_REACHED}")
@@ -306,6 +310,10 @@ class Reconciler:
         for view in self._book.live_orders(side=Side.SELL, role=OrderRole.PROTECTION):
             if view.symbol.upper() in held or view.broker_order_id is None:
                 continue
+            if view.parent_order_id is not None:
+                parent = self._book.order_by_id(view.parent_order_id)
+                if parent is not None and not parent.status.is_terminal:
+                    continue  # an attached child waiting for its entry to fill
             try:
                 await self._ctx.broker.cancel(view.broker_order_id)
             except BrokerError as exc:
