@@ -130,3 +130,12 @@ def test_0002_widens_client_order_ids_and_keeps_rows(db_url: str) -> None:
         assert stored == "y" * 128
     finally:
         engine.dispose()
+
+
+def test_head_constant_is_alembics_head(db_url: str) -> None:
+    from core.ledger.migrate import HEAD_REVISION
+
+    assert head() == HEAD_REVISION
+    upgrade(db_url)
+    upgrade(db_url)  # the fast path: already at head
+    assert current(db_url) == HEAD_REVISION
