@@ -33,14 +33,26 @@ class StartupError(Exception):
 
 
 class ReconnectHook:
-    """The broker's "reconnected" hook, bound to the engine's reconcile once it exists."""
+    """The broker's supervision hooks, bound to the engine and the chat once they exist:
+    reconnected -> reconcile; an outage in market hours -> a chat alert; down too long ->
+    SAFE MODE."""
 
     def __init__(self) -> None:
         self.reconcile: Reconcile | None = None
+        self.alert: Callable[[str], object] | None = None
+        self.down_too_long: Callable[[float], Awaitable[None]] | None = None
 
     async def __call__(self) -> None:
         if self.reconcile is not None:
             await self.reconcile()
+
+    def on_alert(self, text: str) -> None:
+        if self.alert is not None:
+            self.alert(text)
+
+    async def on_down_too_long(self, seconds: float) -> None:
+        if self.down_too_long is not None:
+            await self.down_too_long(seconds)
 
 
 @dataclass
@@ -100,7 +112,14 @@ async def connect_broker(
     from brokers.ibkr import IbkrBroker, IbkrConfig
 
     config = IbkrConfig.from_env(settings.environ)
-    ibkr = IbkrBroker(config, clock, calendar=calendar, on_reconnect=hook)
+    ibkr = IbkrBroker(
+        config,
+        clock,
+        calendar=calendar,
+        on_reconnect=hook,
+        on_alert=hook.on_alert,
+        on_down_too_long=hook.on_down_too_long,
+    )
     try:
         await ibkr.connect()
     except (BrokerError, OSError, TimeoutError) as exc:

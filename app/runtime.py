@@ -166,6 +166,7 @@ class Runtime:
                 ),
             )
             connected.on_reconnect.reconcile = _reconcile_hook(engine)
+            connected.on_reconnect.down_too_long = engine.broker_down
             self.engines[account.name] = engine
         self.services = services = TradingServices(self.engines, plan.accounts[0].name)
         radar_bus = QuietBus(self.bus)
@@ -210,7 +211,12 @@ class Runtime:
             self.start_reports[engine.name] = await engine.start(background=False)
             self._started_engines.append(engine)
             await engine.risk.account()
-        self.notifications = NotificationService.for_services(services, self.clock)
+        self.notifications = notifications = NotificationService.for_services(services, self.clock)
+        for connected in self.connected:
+            # A broker outage in market hours is pushed to the chat (kind "system").
+            connected.on_reconnect.alert = lambda text: notifications.enqueue_text(
+                "system", f"⚠️ {text}"
+            )
         if plan.with_bot:
             await self._start_bot()
         self._start_scheduler()
@@ -375,6 +381,7 @@ class Runtime:
 
 def _reconcile_hook(engine: TradingEngine) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
+        engine.broker_back()
         await engine.reconciler.run("broker reconnect")
 
     return run

@@ -120,6 +120,8 @@ class TradingEngine:
         self._last_bar_at: datetime | None = None
         self._next_reconcile: datetime | None = None
         self.unacked_active = False
+        # Set by the broker's supervision (the composition root wires it): down too long.
+        self.broker_unreachable = False
 
     @property
     def name(self) -> str:
@@ -374,11 +376,25 @@ class TradingEngine:
         elif reason is SafeModeReason.UNACKNOWLEDGED_ORDER:
             if self.unacked_active:
                 return "an order is still unacknowledged"
+        elif reason is SafeModeReason.BROKER_UNREACHABLE:
+            if self.broker_unreachable:
+                return "the broker connection is still down"
         elif reason is SafeModeReason.POSITION_MISMATCH:
             last = self.reconciler.last
             if self.reconciler.mismatch_active or last is None:
                 return "the last reconcile still found a position mismatch (run /reconcile)"
         return None
+
+    async def broker_down(self, seconds: float) -> None:
+        """The broker stayed unreachable past its limit: SAFE MODE until it is back and a
+        human resumes (nothing we know about orders or positions can be trusted)."""
+        self.broker_unreachable = True
+        await self._safe(
+            SafeModeReason.BROKER_UNREACHABLE, f"broker unreachable for {seconds:.0f} s"
+        )
+
+    def broker_back(self) -> None:
+        self.broker_unreachable = False
 
     async def resume(self, who: str) -> tuple[bool, str]:
         await self.check_watchdogs()

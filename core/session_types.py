@@ -43,7 +43,8 @@ class SessionTrigger(StrEnum):
 
 
 class SafeModeReason(StrEnum):
-    """DESIGN.md section 3, plus INTERNAL_ERROR for a fact the engine could not place."""
+    """DESIGN.md section 3, plus INTERNAL_ERROR for a fact the engine could not place and
+    BROKER_UNREACHABLE when the broker connection stays down (orders cannot be trusted)."""
 
     STALE_DATA = "stale_data"
     UNACKNOWLEDGED_ORDER = "unacknowledged_order"
@@ -51,6 +52,7 @@ class SafeModeReason(StrEnum):
     LOSS_LIMIT = "loss_limit"
     ABNORMAL_EXECUTION = "abnormal_execution"
     INTERNAL_ERROR = "internal_error"
+    BROKER_UNREACHABLE = "broker_unreachable"
 
 
 class DayPhase(IntEnum):

@@ -76,6 +76,21 @@ async def test_stale_data_means_safe_mode_until_bars_come_back(tmp_path: Path) -
     await kit.engine.stop()
 
 
+async def test_a_broker_down_too_long_means_safe_mode_until_it_is_back(tmp_path: Path) -> None:
+    kit = await engine_kit(tmp_path)
+    await kit.engine.broker_down(125)
+    assert kit.engine.day.state is SessionState.SAFE_MODE
+    assert kit.of_type(SafeModeEntered)[0].reason is SafeModeReason.BROKER_UNREACHABLE
+    ok, why = await kit.engine.resume("test")
+    assert not ok and "broker connection is still down" in why
+    kit.engine.broker_back()  # the adapter reconnected (then the engine reconciles)
+    await kit.bar("100", "100.1", "99.9", "100")
+    ok, why = await kit.engine.resume("test")
+    assert ok, why
+    assert kit.engine.day.state is SessionState.TRADING_ALLOWED
+    await kit.engine.stop()
+
+
 async def test_an_unacknowledged_order_means_safe_mode(tmp_path: Path) -> None:
     kit = await engine_kit(tmp_path, sim={"ack_latency": 3600.0})
     review = await kit.engine.drafts.create_buy("AAPL", D("101"), D("99"), qty=D(10))
