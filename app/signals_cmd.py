@@ -31,7 +31,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from core.calendar import xnys
-from core.csv_text import number_text, price_text
+from core.csv_text import REGIME_COLUMNS, number_text, price_text
 from core.domain import Regime
 from core.event_calendar import EventCalendar, EventCalendarError, load_event_calendar
 from core.marketdata.errors import DataError
@@ -41,20 +41,6 @@ from core.params import SignalParams, load_params
 from core.regime import LABELS
 from core.signals import BlockEvaluation, SignalRecord, evaluate_sessions
 
-REGIME_COLUMNS = (
-    "date",
-    "symbol",
-    "regime",
-    "cross_count",
-    "pct_above",
-    "range_atr",
-    "or_width_atr",
-    "early_volume_ratio",
-    "gap_pct",
-    "atr20",
-    "ma20",
-    "close_vs_ma20",
-)
 SIGNAL_COLUMNS = (
     "date",
     "symbol",

@@ -12,6 +12,22 @@ from fractions import Fraction
 
 _FOUR = Decimal("0.0001")
 
+# regime_daily.csv, the spec's exact columns (written by `signals` and `backtest`).
+REGIME_COLUMNS = (
+    "date",
+    "symbol",
+    "regime",
+    "cross_count",
+    "pct_above",
+    "range_atr",
+    "or_width_atr",
+    "early_volume_ratio",
+    "gap_pct",
+    "atr20",
+    "ma20",
+    "close_vs_ma20",
+)
+
 
 def price_text(value: Decimal | float | None) -> str:
     """4 decimals, halves up; floats are taken at their shortest decimal form (`repr`),

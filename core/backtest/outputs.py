@@ -19,22 +19,8 @@ from pathlib import Path
 from core.backtest.model import TradeRow
 from core.backtest.run import RegimeDay
 from core.backtest.summary import RegimeStats
-from core.csv_text import decimal_text, number_text, price_text
+from core.csv_text import REGIME_COLUMNS, decimal_text, number_text, price_text
 
-REGIME_COLUMNS = (
-    "date",
-    "symbol",
-    "regime",
-    "cross_count",
-    "pct_above",
-    "range_atr",
-    "or_width_atr",
-    "early_volume_ratio",
-    "gap_pct",
-    "atr20",
-    "ma20",
-    "close_vs_ma20",
-)
 TRADE_COLUMNS = (
     "date",
     "symbol",
