@@ -1,5 +1,6 @@
-"""Order rows and order models: adopting a broker order, rebuilding a model from the
-ledger, the broker-wins override, recording a fill. Helpers of core.order_tracker."""
+"""Order rows and order models: finding an order's row, adopting a broker order, the
+models kept per order and rebuilt from the ledger, the broker-wins override. Helpers of
+core.order_tracker (its writes of fills, events and intents are in core.order_writes)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from loguru import logger
+from sqlalchemy import bindparam, select
 
 from core.broker import BrokerEventKind
 from core.domain import (
@@ -18,6 +20,7 @@ from core.domain import (
     OrderStatus,
 )
 from core.ledger import EventSource, FillRow, OrderRow, UnitOfWork
+from core.order_views import OrderView
 from core.orders import OrderModel, Transition
 
 K = BrokerEventKind
@@ -36,6 +39,21 @@ STATUS_KIND: dict[OrderStatus, BrokerEventKind] = {
     S.REJECTED: K.REJECTED,
     S.REPLACED: K.REPLACED,
 }
+
+
+# Built once: the stream's every event looks its order up (the fill -> stop hot path).
+_BY_CLIENT_ID = select(OrderRow).where(OrderRow.client_order_id == bindparam("id"))
+_BY_BROKER_ID = select(OrderRow).where(OrderRow.broker_order_id == bindparam("id"))
+
+
+def find_row(
+    uow: UnitOfWork, client_order_id: str, broker_order_id: str | None = None
+) -> OrderRow | None:
+    """The order's row by client order id, else by broker order id."""
+    row = uow.session.scalars(_BY_CLIENT_ID, {"id": client_order_id}).one_or_none()
+    if row is None and broker_order_id is not None:
+        row = uow.session.scalars(_BY_BROKER_ID, {"id": broker_order_id}).one_or_none()
+    return row
 
 
 def fill_from_row(row_fill: object, order: OrderRow) -> Fill:
@@ -113,6 +131,51 @@ def rebuild_model(uow: UnitOfWork, row: OrderRow) -> OrderModel:
     return model
 
 
+class OrderModels:
+    """The tracker's state machine per order (by client order id): the cached one while
+    it still matches its row, else rebuilt from the ledger."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, OrderModel] = {}
+
+    def of(self, uow: UnitOfWork, row: OrderRow) -> OrderModel:
+        cached = self._models.get(row.client_order_id)
+        if (
+            cached is not None
+            and cached.status is row.status
+            and cached.filled_qty == row.filled_qty
+            and cached.qty == row.qty
+        ):
+            return cached
+        model = rebuild_model(uow, row)
+        self._models[row.client_order_id] = model
+        return model
+
+    def forced(self, uow: UnitOfWork, row: OrderRow, status: OrderStatus) -> OrderModel:
+        """A model in `status`, which the table could not reach (the broker wins)."""
+        self.drop(row.client_order_id)
+        model = self.of(uow, row)
+        model.force_status(status)
+        return model
+
+    def put(self, client_order_id: str, model: OrderModel) -> None:
+        self._models[client_order_id] = model
+
+    def drop(self, client_order_id: str) -> None:
+        self._models.pop(client_order_id, None)
+
+    def settle(self, view: OrderView) -> None:
+        """After a commit: a cached model that disagrees with the order is dropped."""
+        model = self._models.get(view.client_order_id)
+        if model is not None and (
+            model.status is not view.status or model.filled_qty != view.filled_qty
+        ):
+            self.drop(view.client_order_id)
+
+    def clear(self) -> None:
+        self._models.clear()
+
+
 def override_transition(
     row: OrderRow, target: OrderStatus, cause: str, at: datetime
 ) -> list[Transition]:
@@ -134,33 +197,14 @@ def override_transition(
     ]
 
 
-def add_fill(uow: UnitOfWork, row: OrderRow, fill: Fill) -> bool:
-    """Record a fill. The order's model is rebuilt from its recorded fills and refuses
-    a known execution id, and snapshots skip fills already in the ledger, so a plain
-    insert suffices (this is the fill -> protection hot path; the unique index still
-    guards the impossible case)."""
-    uow.session.add(
-        FillRow(
-            order_id=row.id,
-            execution_id=fill.execution_id,
-            symbol=fill.symbol,
-            side=fill.side,
-            qty=fill.qty,
-            price=fill.price,
-            commission=fill.commission,
-            at=fill.timestamp,
-        )
-    )
-    return True
-
-
 __all__ = [
     "CLIENT_ID_COLUMN",
     "NEVER_REACHED",
     "STATUS_KIND",
-    "add_fill",
+    "OrderModels",
     "adopt_row",
     "fill_from_row",
+    "find_row",
     "override_transition",
     "rebuild_model",
 ]

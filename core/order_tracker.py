@@ -40,22 +40,31 @@ from core.ledger import EventSource, OrderRow, UnitOfWork
 from core.order_rows import (
     NEVER_REACHED,
     STATUS_KIND,
-    add_fill,
+    OrderModels,
     adopt_row,
+    find_row,
     override_transition,
-    rebuild_model,
 )
 from core.order_views import OrderView, TrackOutcome, order_events_for
+from core.order_writes import insert_intent, record_event, write_transitions
 from core.orders import IllegalTransition, LocalAction, OrderModel, Transition
 
 K = BrokerEventKind
 S = OrderStatus
 
 
+class _HookFailed(Exception):
+    """The fill hook raised; its unit of work is discarded (see `_run_fill_hook`)."""
+
+    def __init__(self, order: str) -> None:
+        super().__init__(order)
+        self.order = order
+
+
 class OrderTracker:
     def __init__(self, ctx: EngineContext) -> None:
         self._ctx = ctx
-        self._models: dict[str, OrderModel] = {}
+        self._models = OrderModels()
         self._views: dict[str, OrderView] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self.needs_reconcile = False  # set on a broker inconsistency
@@ -70,8 +79,11 @@ class OrderTracker:
         if cached is not None:
             return cached
         with self._ctx.ledger.unit_of_work(read_only=True) as uow:
-            row = uow.orders.by_client_order_id(client_order_id)
-            return None if row is None else self._cache_view(row)
+            row = find_row(uow, client_order_id)
+            if row is None:
+                return None
+            view = self._views[client_order_id] = OrderView.of(row)
+            return view
 
     def require(self, client_order_id: str) -> OrderView:
         view = self.view(client_order_id)
@@ -111,7 +123,8 @@ class OrderTracker:
         replaces_order_id: int | None = None,
     ) -> OrderView:
         """Write the intent (PENDING_SUBMIT) in the caller's unit of work (it commits)."""
-        row = uow.orders.record_intent(
+        view = insert_intent(
+            uow,
             request,
             account_id=self._ctx.account.row_id,
             role=role,
@@ -120,9 +133,10 @@ class OrderTracker:
             replaces_order_id=replaces_order_id,
             order_ref=request.client_order_id,
         )
-        self._models[row.client_order_id] = OrderModel.from_request(request)
-        self.written_here.add(row.client_order_id)
-        return self._cache_view(row)
+        self._models.put(view.client_order_id, OrderModel.from_request(request))
+        self.written_here.add(view.client_order_id)
+        self._views[view.client_order_id] = view
+        return view
 
     def record_intent(
         self, request: OrderRequest, role: OrderRole, **links: int | None
@@ -168,12 +182,21 @@ class OrderTracker:
 
     async def on_event(self, event: BrokerEvent) -> TrackOutcome | None:
         """Apply one stream event (duplicates and stale ones change nothing)."""
+        try:
+            return await self._on_event(event, with_hook=True)
+        except _HookFailed as failed:
+            logger.opt(exception=failed.__cause__).error(
+                "fill hook failed for {}; the event is applied without it", failed.order
+            )
+            return await self._on_event(event, with_hook=False)
+
+    async def _on_event(self, event: BrokerEvent, *, with_hook: bool) -> TrackOutcome | None:
         with self.unit() as uow:
             row, adopted = self._row_for(uow, event.order, EventSource.BROKER)
             if row is None:
                 return None
             outcome = self._apply_in(uow, row, event, EventSource.BROKER, adopted)
-            if outcome.new_fills and self.fill_hook is not None:
+            if with_hook and outcome.new_fills and self.fill_hook is not None:
                 outcome = replace(outcome, staged=self._run_fill_hook(uow, outcome))
             staged = self._stage(uow, outcome)
             uow.commit()
@@ -185,14 +208,18 @@ class OrderTracker:
 
     def _run_fill_hook(self, uow: UnitOfWork, outcome: TrackOutcome) -> object | None:
         """Let the protection write its intent in the fill's own transaction (one commit
-        on the fill -> stop path; fill and intent become durable together)."""
+        on the fill -> stop path; fill and intent become durable together).
+
+        No savepoint around it (SAVEPOINT and RELEASE cost a quarter of the hot path's
+        millisecond budget): if the hook raises, the whole unit of work is discarded
+        (`unit()` also drops the caches) and `on_event` applies the event again without
+        the hook, which is what a hook that declines leads to (the entry's protection
+        task then writes the intent in its own unit of work)."""
         assert self.fill_hook is not None
         try:
-            with uow.session.begin_nested():
-                return self.fill_hook(uow, outcome.order)
-        except Exception:
-            logger.exception("fill hook failed for {}", outcome.order.client_order_id)
-            return None
+            return self.fill_hook(uow, outcome.order)
+        except Exception as exc:
+            raise _HookFailed(outcome.order.client_order_id) from exc
 
     async def apply_snapshots(
         self,
@@ -245,13 +272,13 @@ class OrderTracker:
         source: EventSource,
     ) -> TrackOutcome:
         with self.unit() as uow:
-            row = uow.orders.by_client_order_id(client_order_id)
+            row = find_row(uow, client_order_id)
             if row is None:
                 raise LookupError(f"order {client_order_id} is not in the ledger")
-            model = self._model(uow, row)
+            model = self._models.of(uow, row)
             previous = model.status
             transitions = step(uow, row, model)
-            self._write(uow, row, model, transitions, source)
+            write_transitions(uow, row, model, transitions, source)
             outcome = TrackOutcome(OrderView.of(row), previous, tuple(transitions), ())
             staged = self._stage(uow, outcome)
             uow.commit()
@@ -262,33 +289,13 @@ class OrderTracker:
     def _row_for(
         self, uow: UnitOfWork, snapshot: OrderSnapshot, source: EventSource
     ) -> tuple[OrderRow | None, bool]:
-        row = uow.orders.by_client_order_id(snapshot.client_order_id)
-        if row is None:
-            row = uow.orders.by_broker_order_id(snapshot.broker_order_id)
+        row = find_row(uow, snapshot.client_order_id, snapshot.broker_order_id)
         if row is not None:
             return row, False
-        return self._adopt(uow, snapshot, source), True
-
-    def _adopt(
-        self, uow: UnitOfWork, snapshot: OrderSnapshot, source: EventSource
-    ) -> OrderRow | None:
         row = adopt_row(uow, self._ctx.account.row_id, snapshot, source, self._ctx.now())
         if row is not None:
-            self._models.pop(row.client_order_id, None)
-        return row
-
-    def _model(self, uow: UnitOfWork, row: OrderRow) -> OrderModel:
-        cached = self._models.get(row.client_order_id)
-        if (
-            cached is not None
-            and cached.status is row.status
-            and cached.filled_qty == row.filled_qty
-            and cached.qty == row.qty
-        ):
-            return cached
-        model = rebuild_model(uow, row)
-        self._models[row.client_order_id] = model
-        return model
+            self._models.drop(row.client_order_id)
+        return row, True
 
     def _apply_in(
         self,
@@ -298,7 +305,7 @@ class OrderTracker:
         source: EventSource,
         adopted: bool = False,
     ) -> TrackOutcome:
-        model = self._model(uow, row)
+        model = self._models.of(uow, row)
         previous = row.status
         try:
             transitions = model.apply(event)
@@ -306,25 +313,19 @@ class OrderTracker:
             transitions = override_transition(
                 row, event.order.status, f"override:{event.kind}", event.timestamp
             )
-            model = (
-                self._model(uow, row) if not transitions else self._rebuilt(uow, row, transitions)
-            )
+            if transitions:  # broker wins; see the module docstring
+                model = self._models.forced(uow, row, transitions[-1].to_status)
+            else:
+                model = self._models.of(uow, row)
         except BrokerInconsistency as exc:
             self.needs_reconcile = True
             logger.error("broker inconsistency on {}: {}", row.client_order_id, exc)
-            uow.order_events.record(
-                row.id, kind="inconsistency", source=source, detail={"error": str(exc)}
+            record_event(
+                uow, row.id, kind="inconsistency", source=source, detail={"error": str(exc)}
             )
             return TrackOutcome(OrderView.of(row), previous, (), (), adopted)
-        new_fills = self._write(uow, row, model, transitions, source)
+        new_fills = write_transitions(uow, row, model, transitions, source)
         return TrackOutcome(OrderView.of(row), previous, tuple(transitions), new_fills, adopted)
-
-    def _rebuilt(self, uow: UnitOfWork, row: OrderRow, transitions: list[Transition]) -> OrderModel:
-        """A model in the overridden status (the table could not get there)."""
-        self._models.pop(row.client_order_id, None)
-        model = self._model(uow, row)
-        model.force_status(transitions[-1].to_status)  # broker wins; see the module docstring
-        return model
 
     def _snapshot_in(
         self,
@@ -338,10 +339,10 @@ class OrderTracker:
         previous = row.status
         if snapshot.qty != row.qty and row.filled_qty == 0:
             row.qty = snapshot.qty  # a replacement sized by the broker: it knows
-            self._models.pop(row.client_order_id, None)
+            self._models.drop(row.client_order_id)
         transitions: list[Transition] = []
         new_fills: list[Fill] = []
-        filled = self._model(uow, row).filled_qty
+        filled = self._models.of(uow, row).filled_qty
         for fill in sorted(fills, key=lambda f: (f.timestamp, f.execution_id)):
             if uow.fills.by_execution_id(fill.execution_id) is not None:
                 continue
@@ -359,67 +360,16 @@ class OrderTracker:
             if row.status is not snapshot.status:
                 forced = override_transition(row, snapshot.status, "override:snapshot", at)
                 if forced:
-                    model = self._rebuilt(uow, row, forced)
-                    self._write(uow, row, model, forced, source)
+                    model = self._models.forced(uow, row, forced[-1].to_status)
+                    write_transitions(uow, row, model, forced, source)
                     transitions += forced
         if snapshot.filled_qty > row.filled_qty:
             # Fills from before our window: the broker's cumulative figures win.
             row.filled_qty = snapshot.filled_qty
             row.avg_fill_price = snapshot.avg_fill_price
-            self._models.pop(row.client_order_id, None)
+            self._models.drop(row.client_order_id)
         view = OrderView.of(row)
         return TrackOutcome(view, previous, tuple(transitions), tuple(new_fills), adopted)
-
-    def _write(
-        self,
-        uow: UnitOfWork,
-        row: OrderRow,
-        model: OrderModel,
-        transitions: Iterable[Transition],
-        source: EventSource,
-    ) -> tuple[Fill, ...]:
-        new_fills: list[Fill] = []
-        for transition in transitions:
-            fill = transition.fill
-            detail = None
-            if fill is not None:
-                detail = {
-                    "execution_id": fill.execution_id,
-                    "qty": fill.qty,
-                    "price": fill.price,
-                }
-                if add_fill(uow, row, fill):
-                    new_fills.append(fill)
-            if row.broker_order_id is None and transition.broker_order_id is not None:
-                row.broker_order_id = transition.broker_order_id
-            if transition.changes_status:
-                uow.orders.transition(
-                    row,
-                    transition.to_status,
-                    kind=transition.cause,
-                    source=source,
-                    detail=detail,
-                    at=transition.at,
-                )
-            else:
-                uow.order_events.record(
-                    row.id,
-                    kind=transition.cause,
-                    source=source,
-                    from_status=transition.from_status,
-                    to_status=transition.to_status,
-                    detail=detail,
-                    at=transition.at,
-                )
-        if model.broker_order_id is not None and row.broker_order_id is None:
-            row.broker_order_id = model.broker_order_id
-        if model.filled_qty > row.filled_qty or new_fills:
-            row.filled_qty = model.filled_qty
-            row.avg_fill_price = model.avg_fill_price
-        if model.reject_reason and not row.reject_reason:
-            row.reject_reason = model.reject_reason
-        uow.flush()
-        return tuple(new_fills)
 
     def _stage(self, uow: UnitOfWork, outcome: TrackOutcome) -> list[DomainEvent]:
         events = order_events_for(self._ctx.account.name, outcome)
@@ -427,19 +377,10 @@ class OrderTracker:
             self._ctx.outbox.stage(uow, event)
         return events
 
-    def _cache_view(self, row: OrderRow) -> OrderView:
-        view = OrderView.of(row)
-        self._views[view.client_order_id] = view
-        return view
-
     def _after_commit(self, outcome: TrackOutcome) -> None:
         cid = outcome.order.client_order_id
         self._views[cid] = outcome.order
-        model = self._models.get(cid)
-        if model is not None and (
-            model.status is not outcome.order.status or model.filled_qty != outcome.order.filled_qty
-        ):
-            self._models.pop(cid, None)
+        self._models.settle(outcome.order)
         changed = self._changed.pop(cid, None)
         if changed is not None:
             changed.set()

@@ -1,6 +1,13 @@
 """The ledger queries protection needs: what is held, what is covered, by which orders.
 
 All synchronous and short (one unit of work each), so they are safe between awaits.
+Every query is indexed and bounded by what is live, never by the account's history:
+- positions come from the account's incremental book (core.book_cache), not from a sum
+  over every fill of the symbol;
+- live orders are `status IN (the live statuses)`, a look-up in the (account, status)
+  index (`NOT IN (terminal)` would walk every order the account ever had);
+- client ids by prefix are a range of the unique index on SQLite (LIKE there is case-
+  insensitive and cannot use it); PostgreSQL keeps the case-sensitive LIKE.
 """
 
 from __future__ import annotations
@@ -9,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select
 
-from core.book import ledger_position
+from core.book_cache import shared_book
 from core.domain import TERMINAL_STATUSES, ZERO, OrderRole, OrderStatus, OrderType, Side
 from core.engine_context import EngineContext
 from core.ledger import (
@@ -24,7 +31,42 @@ from core.ledger import (
 from core.order_views import OrderView
 
 COVERING_LINKS = (ProtectionStatus.ACTIVE, ProtectionStatus.CLOSED)
-TERMINAL = tuple(TERMINAL_STATUSES)
+LIVE = tuple(s for s in OrderStatus if s not in TERMINAL_STATUSES)
+_LINKS = ProtectionLinkRow.__table__.c
+_ORDERS = OrderRow.__table__.c
+# The hot path's statements, built once (Core: no ORM entity is loaded; equalities
+# joined by OR rather than an expanding IN, which is re-rendered on every execution).
+_COVERED = select(_LINKS.protected_qty).where(
+    _LINKS.entry_order_id == bindparam("entry"),
+    or_(*(_LINKS.status == s for s in COVERING_LINKS)),
+)
+# Live orders are found through the (account, status) index. Given `symbol = ?`, SQLite
+# would rather take the (account, symbol) index: every order the symbol ever had. The
+# symbol is therefore compared as `symbol || ''`, which no index serves.
+_LIVE_SELLS = select(_ORDERS.qty, _ORDERS.filled_qty).where(
+    _ORDERS.account_id == bindparam("account"),
+    or_(*(_ORDERS.status == s for s in LIVE)),
+    (_ORDERS.symbol + "") == bindparam("symbol"),
+    _ORDERS.side == Side.SELL,
+)
+_IDS_IN_RANGE = select(_ORDERS.client_order_id).where(
+    _ORDERS.client_order_id >= bindparam("low"), _ORDERS.client_order_id < bindparam("high")
+)
+
+
+def ids_with_prefix(uow: UnitOfWork, id_prefix: str) -> list[str]:
+    """Client ids that start with `id_prefix` (case-sensitive, as `next_attempt` reads
+    them), in the caller's unit of work."""
+    connection = uow.session.connection()
+    if connection.dialect.name == "sqlite":
+        # Byte order (BINARY collation): exactly the ids that start with the prefix.
+        high = id_prefix[:-1] + chr(ord(id_prefix[-1]) + 1)
+        rows = connection.execute(_IDS_IN_RANGE, {"low": id_prefix, "high": high})
+    else:
+        pattern = id_prefix.replace("_", r"\_") + "%"
+        column = _ORDERS.client_order_id
+        rows = connection.execute(select(column).where(column.like(pattern, escape="\\")))
+    return list(rows.scalars())
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +79,7 @@ class EntryPlan:
 class ProtectionBook:
     def __init__(self, ctx: EngineContext) -> None:
         self._ctx = ctx
+        self.books = shared_book(ctx.ledger, ctx.account.row_id)
 
     def order_by_id(self, order_id: int) -> OrderView | None:
         with self._ctx.ledger.unit_of_work(read_only=True) as uow:
@@ -50,8 +93,7 @@ class ProtectionBook:
         return view
 
     def position(self, symbol: str) -> Decimal:
-        with self._ctx.ledger.unit_of_work(read_only=True) as uow:
-            return ledger_position(uow, self._ctx.account.row_id, symbol)
+        return self.books.position(symbol)
 
     def live_orders(
         self, symbol: str | None = None, *, side: Side | None = None, role: OrderRole | None = None
@@ -63,18 +105,24 @@ class ProtectionBook:
     def _live_in(
         self, uow: UnitOfWork, symbol: str | None, side: Side | None, role: OrderRole | None
     ) -> list[OrderView]:
-        rows = uow.orders.open_orders(
-            self._ctx.account.row_id, symbol=symbol.upper() if symbol else None, role=role
+        stmt = select(OrderRow).where(
+            OrderRow.account_id == self._ctx.account.row_id, OrderRow.status.in_(LIVE)
         )
+        if symbol is not None:  # `|| ''`: through the status index (see _LIVE_SELLS)
+            stmt = stmt.where((OrderRow.symbol + "") == symbol.upper())
+        if role is not None:
+            stmt = stmt.where(OrderRow.role == role)
+        rows = uow.session.scalars(stmt.order_by(OrderRow.id))
         return [OrderView.of(r) for r in rows if side is None or r.side is side]
 
     def symbol_uncovered(self, symbol: str) -> Decimal:
         """Long shares that no live sell order reserves."""
         with self._ctx.ledger.unit_of_work(read_only=True) as uow:
+            self.books.sync(uow)
             return self._symbol_uncovered_in(uow, symbol)
 
     def _symbol_uncovered_in(self, uow: UnitOfWork, symbol: str) -> Decimal:
-        held = ledger_position(uow, self._ctx.account.row_id, symbol)
+        held = self.books.held_in(uow, symbol)
         sells = self._live_in(uow, symbol, Side.SELL, None)
         reserved = sum((o.remaining_qty for o in sells), ZERO)
         return max(held - reserved, ZERO)
@@ -104,49 +152,21 @@ class ProtectionBook:
         return None if draft is None else draft.initial_stop
 
     def entry_plan(self, uow: UnitOfWork, entry: OrderView, id_prefix: str) -> EntryPlan:
-        """What protecting one entry needs, with column-only queries in the caller's unit
-        of work (the fill -> stop hot path). `entry` must be fresh (the tracker's view)."""
-        account = self._ctx.account.row_id
+        """What protecting one entry needs, in the caller's unit of work (the fill -> stop
+        hot path): Core statements on indexes, the position from the book cache plus
+        the facts the cache has not seen (this unit of work's fill among them).
+        `entry` must be fresh (the tracker's view)."""
+        uow.flush()  # Core statements: the unit of work's own rows must be in the database
         symbol = entry.symbol.upper()
-        run = uow.session.execute
-        covered = sum(
-            (
-                q
-                for (q,) in run(
-                    select(ProtectionLinkRow.protected_qty).where(
-                        ProtectionLinkRow.entry_order_id == entry.id,
-                        ProtectionLinkRow.status.in_(COVERING_LINKS),
-                    )
-                )
-            ),
-            ZERO,
-        )
-        held = ledger_position(uow, account, symbol)
-        reserved = sum(
-            (
-                qty - filled
-                for qty, filled in run(
-                    select(OrderRow.qty, OrderRow.filled_qty).where(
-                        OrderRow.account_id == account,
-                        OrderRow.symbol == symbol,
-                        OrderRow.side == Side.SELL,
-                        OrderRow.status.not_in(TERMINAL),
-                    )
-                )
-            ),
-            ZERO,
-        )
-        pattern = id_prefix.replace("_", r"\_") + "%"
-        ids = [
-            cid
-            for (cid,) in run(
-                select(OrderRow.client_order_id).where(
-                    OrderRow.client_order_id.like(pattern, escape="\\")
-                )
-            )
-        ]
+        held = self.books.held_in(uow, symbol)
+        run = uow.session.connection().execute
+        covered = sum((q for (q,) in run(_COVERED, {"entry": entry.id})), ZERO)
+        account = self._ctx.account.row_id
+        live_sells = run(_LIVE_SELLS, {"account": account, "symbol": symbol})
+        reserved = sum((qty - filled for qty, filled in live_sells), ZERO)
+        ids = tuple(ids_with_prefix(uow, id_prefix))
         uncovered = min(max(entry.filled_qty - covered, ZERO), max(held - reserved, ZERO))
-        return EntryPlan(entry, uncovered, tuple(ids))
+        return EntryPlan(entry, uncovered, ids)
 
     def entries_with_fills(self, symbol: str) -> list[OrderView]:
         """Our entries in `symbol` with filled shares not linked to a protection, newest first."""
@@ -166,15 +186,7 @@ class ProtectionBook:
 
     def client_ids_with_prefix(self, id_prefix: str) -> list[str]:
         with self._ctx.ledger.unit_of_work(read_only=True) as uow:
-            return list(
-                uow.session.scalars(
-                    select(OrderRow.client_order_id).where(
-                        OrderRow.client_order_id.like(
-                            id_prefix.replace("_", r"\_") + "%", escape="\\"
-                        )
-                    )
-                ).all()
-            )
+            return ids_with_prefix(uow, id_prefix)
 
     def set_link_status(self, protection_order_id: int, status: ProtectionStatus) -> None:
         with self._ctx.ledger.unit_of_work() as uow:

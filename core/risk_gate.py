@@ -9,7 +9,8 @@ from decimal import Decimal
 
 from loguru import logger
 
-from core.book import BookSummary, open_pnl, read_book
+from core.book import BookSummary, open_pnl
+from core.book_cache import shared_book
 from core.broker import BrokerError
 from core.clock import NEW_YORK
 from core.domain import ZERO, AccountSnapshot, Side
@@ -24,6 +25,8 @@ class RiskGate:
         self._ctx = ctx
         self._day = day
         self.engine = RiskEngine(ctx.risk, ctx.events, ctx.calendar)
+        # The account's book, kept up to date from the ledger (core.book_cache).
+        self.books = shared_book(ctx.ledger, ctx.account.row_id)
         self.last_account: AccountSnapshot | None = None
 
     async def account(self) -> AccountSnapshot | None:
@@ -40,9 +43,9 @@ class RiskGate:
         return start, start + timedelta(days=1)
 
     def day_book(self) -> BookSummary:
+        """`read_book` for today's window, from the incremental cache."""
         start, end = self.day_window()
-        with self._ctx.ledger.unit_of_work(read_only=True) as uow:
-            return read_book(uow, self._ctx.account.row_id, start, end)
+        return self.books.book(start, end)
 
     def prices(self, symbols: list[str]) -> dict[str, Decimal]:
         out = {}

@@ -3,6 +3,11 @@
 Plain frozen data; the bot renders it. Broker figures (equity, buying power, positions,
 market prices) come from the broker when it answers, else from the last known values,
 with `broker_ok=False` so the card can say so.
+
+Per /status the ledger answers two bounded questions: the live orders (one look-up in
+the (account, status) index, shared by the badges and the working orders) and the
+day's book (core.book_cache: two primary-key look-ups when nothing was filled since the
+last call, never a replay of the account's history).
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
-from core.book import read_book
 from core.broker import BrokerError
 from core.clock import NEW_YORK
 from core.domain import ZERO, OrderRole, OrderType, Position, Side
@@ -101,6 +105,12 @@ class StatusQueries:
         self._ctx = engine.ctx
 
     async def positions(self) -> tuple[tuple[PositionView, ...], bool]:
+        views, ok, _live = await self._positions()
+        return views, ok
+
+    async def _positions(self) -> tuple[tuple[PositionView, ...], bool, list[OrderView]]:
+        """Positions with their badges, and the live orders the badges were read from
+        (one query for every position, read after the broker answered)."""
         engine = self._engine
         try:
             broker_positions = await self._ctx.broker.positions()
@@ -111,6 +121,11 @@ class StatusQueries:
                 for h in engine.risk.day_book().holdings.values()
             ]
             ok = False
+        live = engine.book.live_orders()
+        sells: dict[str, list[OrderView]] = {}
+        for order in live:
+            if order.side is Side.SELL:
+                sells.setdefault(order.symbol, []).append(order)
         views = []
         for position in broker_positions:
             if position.qty == 0:
@@ -124,6 +139,7 @@ class StatusQueries:
             unrealized = (
                 None if price is None else (price - position.avg_entry_price) * position.qty
             )
+            badge = self._badge(sells.get(position.symbol.upper(), []), price)
             views.append(
                 PositionView(
                     position.symbol,
@@ -131,15 +147,18 @@ class StatusQueries:
                     position.avg_entry_price,
                     price,
                     unrealized,
-                    self.badge(position.symbol, price),
+                    badge,
                 )
             )
-        return tuple(views), ok
+        return tuple(views), ok, live
 
     def badge(self, symbol: str, price: Decimal | None = None) -> ProtectionBadge:
+        return self._badge(self._engine.book.live_orders(symbol, side=Side.SELL), price)
+
+    def _badge(self, live_sells: list[OrderView], price: Decimal | None) -> ProtectionBadge:
         sells = [
             o
-            for o in self._engine.book.live_orders(symbol, side=Side.SELL)
+            for o in live_sells
             if o.role in (OrderRole.PROTECTION, OrderRole.EXTERNAL) and o.broker_order_id
         ]
         if not sells:
@@ -162,7 +181,7 @@ class StatusQueries:
     async def status(self) -> StatusSnapshot:
         engine, ctx = self._engine, self._ctx
         account = await engine.risk.account()
-        positions, ok = await self.positions()
+        positions, ok, live = await self._positions()
         book = engine.risk.day_book()
         open_pnl = sum((p.unrealized for p in positions if p.unrealized is not None), ZERO)
         info = engine.day.m.info
@@ -181,7 +200,7 @@ class StatusQueries:
             safe_mode_reasons=tuple(sorted(info.safe_mode_reasons)),
             cooldown_until=info.cooldown_until,
             positions=positions,
-            working_orders=self.working_orders(),
+            working_orders=tuple(live),
             realized_pnl=book.realized,
             open_pnl=open_pnl,
             day_pnl=book.realized + open_pnl,
@@ -203,8 +222,7 @@ class StatusQueries:
             raise ValueError(f"period must be day, week or month, not {period!r}")
         start = datetime.combine(first, time(0), tzinfo=NEW_YORK)
         end = datetime.combine(today + timedelta(days=1), time(0), tzinfo=NEW_YORK)
-        with ctx.ledger.unit_of_work(read_only=True) as uow:
-            book = read_book(uow, ctx.account.row_id, start, end)
+        book = self._engine.risk.books.book(start, end)
         return PnlReport(
             ctx.account.name,
             period,
