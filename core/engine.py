@@ -182,10 +182,9 @@ class TradingEngine:
             await asyncio.sleep(0)
 
     def book_longs(self) -> set[str]:
-        from core.book import read_book
+        from core.book_cache import shared_book
 
-        with self.ctx.ledger.unit_of_work(read_only=True) as uow:
-            holdings = read_book(uow, self.ctx.account.row_id).holdings
+        holdings = shared_book(self.ctx.ledger, self.ctx.account.row_id).holdings()
         return {s for s, h in holdings.items() if h.qty > 0}
 
     # --- the broker's stream -------------------------------------------------------------

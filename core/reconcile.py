@@ -28,7 +28,8 @@ from decimal import Decimal
 
 from loguru import logger
 
-from core.book import ADOPTED, read_book
+from core.book import ADOPTED
+from core.book_cache import shared_book
 from core.broker import BrokerError, NotFound
 from core.clock import NEW_YORK
 from core.domain import BrokerOrderId, OrderRole, OrderSnapshot, OrderStatus, Position, Side
@@ -254,8 +255,9 @@ class Reconciler:
             uow.commit()
 
     def _compare(self, positions: Sequence[Position]) -> list[PositionCheck]:
-        with self._ctx.ledger.unit_of_work(read_only=True) as uow:
-            holdings = read_book(uow, self._ctx.account.row_id).holdings
+        # The incremental book (property-tested equal to read_book), not a replay of every
+        # fill on each periodic reconcile.
+        holdings = shared_book(self._ctx.ledger, self._ctx.account.row_id).holdings()
         at_broker = {p.symbol.upper(): p.qty for p in positions if p.qty != 0}
         symbols = sorted(set(at_broker) | set(holdings))
         return [

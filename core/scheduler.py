@@ -1,9 +1,9 @@
 """The trading day's schedule: APScheduler's AsyncIOScheduler, driven by our Clock.
 
-APScheduler 3 asks `datetime.now()` for the current time and `loop.call_later` for its
+APScheduler 3 asks the standard library for the current time and `loop.call_later` for its
 timer. A replay at 600x, a backtest-speed demo or a test on a `SimClock` needs both to
 come from the injected clock instead, so `ClockScheduler`:
-- routes APScheduler's `datetime.now` (scheduler core, misfire check) to the active clock
+- routes APScheduler's current-time lookups (scheduler core, misfire check) to the clock
   through a small shim installed into those two modules (one clocked scheduler runs per
   process; a second one with a different clock is refused);
 - replaces the `call_later` timer with a task that sleeps on the clock.
@@ -40,16 +40,20 @@ from core.clock import NEW_YORK, Clock
 from core.config_models import SessionsConfig
 
 _active_clock: Clock | None = None
+# The clock of the last scheduler started: APScheduler may still ask for "now" while
+# shutting down, after the active clock was released. Never the wall clock.
+_last_clock: Clock | None = None
 
 
 class _ClockDatetime(_real_datetime):
-    """`datetime` as APScheduler sees it: `now()` is the active clock's now."""
+    """`datetime` as APScheduler sees it: `now()` is the scheduler's clock's now."""
 
     @classmethod
     def now(cls, tz: Any = None) -> _real_datetime:  # type: ignore[override]
-        if _active_clock is None:
-            return _real_datetime.now(tz)
-        moment = _active_clock.now()
+        clock = _active_clock or _last_clock
+        if clock is None:
+            raise RuntimeError("APScheduler asked for the time outside a ClockScheduler")
+        moment = clock.now()
         return moment.astimezone(tz) if tz is not None else moment
 
 
@@ -71,11 +75,11 @@ class ClockScheduler(AsyncIOScheduler):  # type: ignore[misc]
         self._timer_task: asyncio.Task[None] | None = None
 
     def start(self, paused: bool = False) -> None:
-        global _active_clock
+        global _active_clock, _last_clock
         if _active_clock is not None and _active_clock is not self._clock:
             raise RuntimeError("another clocked scheduler is running in this process")
         _install_shim()
-        _active_clock = self._clock
+        _active_clock = _last_clock = self._clock
         super().start(paused=paused)
 
     def shutdown(self, wait: bool = True) -> None:

@@ -131,3 +131,15 @@ async def test_second_scheduler_with_another_clock_is_refused() -> None:
             ClockScheduler(SimClock(ny(date(2024, 3, 5), 8, 0))).start()
     finally:
         first.shutdown(wait=False)
+
+
+def test_the_shim_never_falls_back_to_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.scheduler as scheduler_module
+
+    monkeypatch.setattr(scheduler_module, "_active_clock", None)
+    monkeypatch.setattr(scheduler_module, "_last_clock", None)
+    with pytest.raises(RuntimeError, match="outside a ClockScheduler"):
+        scheduler_module._ClockDatetime.now()
+    clock = SimClock(ny(date(2024, 3, 5), 8, 0))
+    monkeypatch.setattr(scheduler_module, "_last_clock", clock)
+    assert scheduler_module._ClockDatetime.now(NEW_YORK) == ny(date(2024, 3, 5), 8, 0)
