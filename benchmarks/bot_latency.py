@@ -33,12 +33,11 @@ from loguru import logger  # noqa: E402
 from telegram import Update  # noqa: E402
 from telegram.ext import TypeHandler  # noqa: E402
 
+from benchmarks.ledger_history import percentile, seed_round_trips  # noqa: E402
 from bot.app import build_application, start_bot, stop_bot  # noqa: E402
 from bot.context import CentaurContext  # noqa: E402
 from bot.emulator import start_emulator  # noqa: E402
 from bot.emulator.client import Message  # noqa: E402
-from core.domain import OrderRole, OrderStatus, OrderType, Side, TimeInForce  # noqa: E402
-from core.ledger import FillRow, OrderRow  # noqa: E402
 from core.services import TradingServices  # noqa: E402
 from core.settings import DEFAULT_CONFIG_DIR, load_settings  # noqa: E402
 from tests.kit.engine import EngineKit, engine_kit  # noqa: E402
@@ -48,54 +47,14 @@ HISTORY = 10_000
 
 
 def seed_history(kit: EngineKit, count: int = HISTORY) -> None:
-    account_id = kit.engine.ctx.account.row_id
     base = kit.clock.now() - timedelta(days=30)
-    with kit.ledger.unit_of_work() as uow:
-        for i in range(count):
-            filled = i % 2 == 0
-            at = base + timedelta(minutes=i)
-            row = OrderRow(
-                account_id=account_id,
-                client_order_id=f"hist-{i}",
-                broker_order_id=f"old-{i}",
-                symbol="HIST",
-                side=Side.BUY if i % 4 < 2 else Side.SELL,
-                order_type=OrderType.MARKET,
-                time_in_force=TimeInForce.DAY,
-                qty=D(10),
-                role=OrderRole.EXTERNAL,
-                status=OrderStatus.FILLED if filled else OrderStatus.CANCELED,
-                filled_qty=D(10) if filled else D(0),
-                avg_fill_price=D(100) if filled else None,
-                created_at=at,
-                updated_at=at,
-                closed_at=at,
-            )
-            uow.session.add(row)
-            if filled:
-                uow.session.flush()
-                uow.session.add(
-                    FillRow(
-                        order_id=row.id,
-                        execution_id=f"hist-x-{i}",
-                        symbol="HIST",
-                        side=row.side,
-                        qty=D(10),
-                        price=D(100),
-                        commission=D(0),
-                        at=at,
-                    )
-                )
-        uow.commit()
+    seed_round_trips(
+        kit.ledger, kit.engine.ctx.account.row_id, count, lambda i: base + timedelta(minutes=i)
+    )
 
 
 def _reply_after(message_id: int) -> Callable[[Message], bool]:
     return lambda m: m["message_id"] > message_id and "Working orders" in (m["text"] or "")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def main(requests: int) -> None:
@@ -149,12 +108,12 @@ async def main(requests: int) -> None:
     rt = [x * 1000 for x in round_trip]
     print(f"/status with {HISTORY:,} orders in the ledger, {len(bot)} requests")
     print(
-        f"  update received -> reply sent: p50 {pct(bot, 0.5):.1f} ms, "
-        f"p95 {pct(bot, 0.95):.1f} ms, max {max(bot):.1f} ms (target p95 < 150 ms)"
+        f"  update received -> reply sent: p50 {percentile(bot, 0.5):.1f} ms, "
+        f"p95 {percentile(bot, 0.95):.1f} ms, max {max(bot):.1f} ms (target p95 < 150 ms)"
     )
     print(
-        f"  user round trip (emulator):    p50 {pct(rt, 0.5):.1f} ms, "
-        f"p95 {pct(rt, 0.95):.1f} ms, mean {statistics.fmean(rt):.1f} ms"
+        f"  user round trip (emulator):    p50 {percentile(rt, 0.5):.1f} ms, "
+        f"p95 {percentile(rt, 0.95):.1f} ms, mean {statistics.fmean(rt):.1f} ms"
     )
 
 

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.ledger_history import percentile, seed_round_trips  # noqa: E402
 from brokers.sim import SimBroker  # noqa: E402
 from core.broker import BrokerEvent  # noqa: E402
 from core.clock import SimClock  # noqa: E402
@@ -34,14 +35,11 @@ from core.domain import (  # noqa: E402
     ClientOrderId,
     OrderRequest,
     OrderRole,
-    OrderStatus,
     OrderType,
     Side,
     Symbol,
-    TimeInForce,
 )
 from core.engine import TradingEngine  # noqa: E402
-from core.ledger import FillRow, OrderRow  # noqa: E402
 from tests.kit.brokers import make_bar, ny, sim_config  # noqa: E402
 from tests.kit.engine import (  # noqa: E402
     file_ledger,
@@ -72,11 +70,6 @@ def build(folder: Path, clock: SimClock, broker: SimBroker | None = None) -> Tra
         protection=protection_config(),
         sessions=sessions_config(stale_data_seconds=3600),
     )
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def fill_to_protection(n: int) -> list[float]:
@@ -134,43 +127,7 @@ async def restart_time(history: int = 10_000, open_orders: int = 200) -> float:
         assert isinstance(broker, SimBroker)
         account_id = engine.ctx.account.row_id
         yesterday = ny(10, day=(2025, 2, 28))
-        with engine.ctx.ledger.unit_of_work() as uow:
-            for i in range(history):
-                side = Side.BUY if i % 2 == 0 else Side.SELL
-                filled = i % 4 < 2  # round trips: buys and sells net to zero
-                row = OrderRow(
-                    account_id=account_id,
-                    client_order_id=f"hist-{i}",
-                    broker_order_id=f"old-{i}",
-                    symbol="HIST",
-                    side=side,
-                    order_type=OrderType.MARKET,
-                    time_in_force=TimeInForce.DAY,
-                    qty=D(10),
-                    role=OrderRole.EXTERNAL,
-                    status=OrderStatus.FILLED if filled else OrderStatus.CANCELED,
-                    filled_qty=D(10) if filled else D(0),
-                    avg_fill_price=D(100) if filled else None,
-                    created_at=yesterday,
-                    updated_at=yesterday,
-                    closed_at=yesterday,
-                )
-                uow.session.add(row)
-                if filled:
-                    uow.session.flush()
-                    uow.session.add(
-                        FillRow(
-                            order_id=row.id,
-                            execution_id=f"hist-x-{i}",
-                            symbol="HIST",
-                            side=side,
-                            qty=D(10),
-                            price=D(100),
-                            commission=D(0),
-                            at=yesterday,
-                        )
-                    )
-            uow.commit()
+        seed_round_trips(engine.ctx.ledger, account_id, history, lambda _i: yesterday)
         await engine.start(background=False)
         for i in range(open_orders):
             symbol = Symbol(f"O{i % 20}")
@@ -200,7 +157,7 @@ def main() -> None:
     latencies = [x * 1000 for x in asyncio.run(fill_to_protection(n))]
     print(f"fill -> protection submitted ({n} fills, file SQLite ledger):")
     print(
-        f"  p50 {statistics.median(latencies):.2f} ms   p99 {pct(latencies, 99):.2f} ms   "
+        f"  p50 {statistics.median(latencies):.2f} ms   p99 {percentile(latencies, 0.99):.2f} ms   "
         f"max {max(latencies):.2f} ms   (target p99 < 5 ms)"
     )
     seconds = asyncio.run(restart_time())
