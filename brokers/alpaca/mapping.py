@@ -264,11 +264,20 @@ def position_from_json(data: Mapping[str, Any]) -> Position:
     )
 
 
-def execution_id_of_activity(activity_id: str) -> ExecutionId:
-    """`20250602140000000::<uuid>` -> `<uuid>`: the same id as the trade_updates
-    `execution_id` on the fake; (unverified) on paper -- confirm before relying on it to
-    de-duplicate stream fills against REST fills."""
-    return ExecutionId(activity_id.rpartition("::")[2] or activity_id)
+def fill_identity(order_id: str, cum_qty: Decimal) -> ExecutionId:
+    """The one identity of an execution, whether it came over trade_updates or as a FILL
+    activity: the order's id and its cumulative filled quantity right after it.
+
+    Both sources carry both (the activity's `order_id` / `cum_qty`; the event's order
+    `id` / `filled_qty`), while nothing in Alpaca's docs or alpaca-py ties the stream's
+    `execution_id` to the activity id. Every execution adds shares, so the cumulative
+    quantity is strictly increasing per order: two executions of the same quantity, at
+    the same price and in the same instant still get different identities."""
+    oid = str(order_id).strip().lower()
+    if not oid or cum_qty <= 0:
+        raise MappingError(f"no fill identity for order {order_id!r} at cumulative {cum_qty}")
+    cum = format(cum_qty.normalize(), "f")  # "20" from "20", "20.0" and "2E+1" alike
+    return ExecutionId(f"alpaca:{oid}:{cum}")
 
 
 def fill_from_activity(data: Mapping[str, Any], client_ids: Mapping[str, ClientOrderId]) -> Fill:
@@ -280,7 +289,7 @@ def fill_from_activity(data: Mapping[str, Any], client_ids: Mapping[str, ClientO
     if stamp is None:
         raise MappingError(f"fill {activity_id} without a readable transaction_time")
     return Fill(
-        execution_id=execution_id_of_activity(activity_id),
+        execution_id=fill_identity(order_id, dec(data.get("cum_qty"), "cum_qty")),
         broker_order_id=BrokerOrderId(order_id),
         client_order_id=client_ids.get(order_id, ClientOrderId("")),
         symbol=Symbol(_required(data, "symbol", f"fill {activity_id}")),
@@ -314,8 +323,8 @@ __all__ = [
     "account_from_json",
     "calendar_day_from_json",
     "dec",
-    "execution_id_of_activity",
     "fill_from_activity",
+    "fill_identity",
     "map_event",
     "map_status",
     "opt_dec",

@@ -10,7 +10,11 @@ is a task cancel.
 
 Fills: quantities are derived from the order's monotonic `filled_qty` (whether the
 event's `qty` is per execution or cumulative is disputed) and each `execution_id` is
-passed on once. When `filled_qty` grew by more than the event's `qty`, an execution was
+passed on once. A Fill's id is NOT the event's `execution_id` but `fill_identity(order
+id, filled_qty)`, the identity the FILL activities over REST get too: nothing documents
+that the stream's `execution_id` equals the activity id (docs/alpaca.md).
+
+When `filled_qty` grew by more than the event's `qty`, an execution was
 missed (or is late): only this execution's `qty` is reported and the gap is logged for
 the reconciler. Attributing the missing shares to this execution id would double count
 them once REST (or the late event) brings the missed execution with its own id.
@@ -31,11 +35,18 @@ from typing import Any
 import aiohttp
 from loguru import logger
 
-from brokers.alpaca.mapping import MappingError, map_event, opt_dec, order_from_json, parse_ts
+from brokers.alpaca.mapping import (
+    MappingError,
+    fill_identity,
+    map_event,
+    opt_dec,
+    order_from_json,
+    parse_ts,
+)
 from core.broker import BrokerEvent, BrokerEventKind
 from core.broker_events import EventHub, Subscription
 from core.clock import Clock
-from core.domain import ZERO, BrokerOrderId, ExecutionId, Fill, OrderSnapshot
+from core.domain import ZERO, BrokerOrderId, Fill, OrderSnapshot
 
 ReconnectHook = Callable[[], Awaitable[None]]
 _HANDSHAKE_TIMEOUT = 10.0
@@ -62,6 +73,7 @@ class FillTracker:
 
     def __init__(self) -> None:
         self._seen_exec: OrderedDict[str, None] = OrderedDict()
+        self._seen_fills: OrderedDict[str, None] = OrderedDict()
         self._orders: OrderedDict[BrokerOrderId, tuple[Decimal, Decimal]] = OrderedDict()
 
     def seen(self, execution_id: str) -> bool:
@@ -72,6 +84,19 @@ class FillTracker:
         if not execution_id or self.seen(execution_id):
             return None
         self._remember(self._seen_exec, execution_id, None)
+        try:
+            identity = fill_identity(order.broker_order_id, order.filled_qty)
+        except MappingError:
+            logger.error(
+                "alpaca: fill {} on order {} reports filled_qty {}; left to reconcile",
+                execution_id,
+                order.broker_order_id,
+                order.filled_qty,
+            )
+            return None
+        if identity in self._seen_fills:  # the same execution under another execution_id
+            return None
+        self._remember(self._seen_fills, identity, None)
         high, emitted = self._orders.get(order.broker_order_id, (ZERO, ZERO))
         high = max(high, order.filled_qty)
         open_qty = high - emitted
@@ -95,7 +120,7 @@ class FillTracker:
             logger.error("alpaca: fill {} has no price or time; left to reconcile", execution_id)
             return None
         return Fill(
-            execution_id=ExecutionId(execution_id),
+            execution_id=identity,
             broker_order_id=order.broker_order_id,
             client_order_id=order.client_order_id,
             symbol=order.symbol,

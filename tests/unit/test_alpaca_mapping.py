@@ -26,7 +26,7 @@ from brokers.alpaca.mapping import (
     STATUS_MAP,
     account_from_json,
     dec,
-    execution_id_of_activity,
+    fill_identity,
     map_event,
     map_status,
     order_from_json,
@@ -178,7 +178,11 @@ def test_account_position_and_timestamps() -> None:
     assert parse_ts("2025-06-02T10:00:00-04:00") == NOW
     assert parse_ts("2025-06-02T14:00:00.5Z") == NOW + timedelta(milliseconds=500)
     assert parse_ts("garbage") is None and parse_ts(None) is None
-    assert execution_id_of_activity("20250602140000000::abc-1") == "abc-1"
+    # One execution, the same identity from the stream (filled_qty) and REST (cum_qty).
+    oid = "2FBC8A04-FFA7-4659-AE1F-D28D31EA40FF"
+    assert fill_identity(oid, Decimal("20")) == fill_identity(oid.lower(), Decimal("20.00"))
+    assert fill_identity(oid, Decimal("20")) == f"alpaca:{oid.lower()}:20"
+    assert fill_identity(oid, Decimal("0.5")) != fill_identity(oid, Decimal("5"))
 
 
 def answer(status: int | None, code: int | None, message: str, **headers: str) -> ApiAnswer:
@@ -308,13 +312,20 @@ def fills(frames: list[dict[str, Any]]) -> list[tuple[str, Decimal] | None]:
     return out
 
 
+def fid(cum: str) -> str:
+    """The fill's identity: the order's id and its filled quantity after the execution."""
+    return fill_identity(str(order()["id"]), Decimal(cum))
+
+
 def test_fills_per_execution_deduplicated_and_price_exact() -> None:
     a = frame("partial_fill", "4", "4", "e1")
     assert fills([a, a, frame("fill", "10", "6", "e2")]) == [
-        ("e1", Decimal(4)),
+        (fid("4"), Decimal(4)),
         None,  # the same execution twice: dropped whole
-        ("e2", Decimal(6)),
+        (fid("10"), Decimal(6)),
     ]
+    # The same execution again under another execution_id: still one fill.
+    assert fills([a, frame("partial_fill", "4", "4", "e1-again")]) == [(fid("4"), Decimal(4)), None]
     event = event_from_frame(a, FillTracker(), SimClock(NOW))
     assert event is not None and event.fill is not None
     assert event.fill.price == Decimal("191.5234") and event.timestamp == NOW + timedelta(minutes=1)
@@ -322,13 +333,16 @@ def test_fills_per_execution_deduplicated_and_price_exact() -> None:
 
 def test_cumulative_qty_missing_and_late_executions() -> None:
     cumulative = [frame("partial_fill", "4", "4", "e1"), frame("fill", "10", "10", "e2")]
-    assert fills(cumulative) == [("e1", Decimal(4)), ("e2", Decimal(6))]
+    assert fills(cumulative) == [(fid("4"), Decimal(4)), (fid("10"), Decimal(6))]
     missed = [frame("partial_fill", "8", "4", "e2"), frame("fill", "10", "2", "e3")]
-    assert fills(missed) == [("e2", Decimal(4)), ("e3", Decimal(2))]  # e1 is left to REST
+    # e1 (cumulative 4) is left to REST, whose activity gets identity fid("4")
+    assert fills(missed) == [(fid("8"), Decimal(4)), (fid("10"), Decimal(2))]
     late = [frame("partial_fill", "8", "4", "e2"), frame("partial_fill", "4", "4", "e1")]
-    assert fills(late) == [("e2", Decimal(4)), ("e1", Decimal(4))]
+    assert fills(late) == [(fid("8"), Decimal(4)), (fid("4"), Decimal(4))]
     no_qty = [frame("partial_fill", "4", None, "e1"), frame("fill", "10", None, "e2")]
-    assert fills(no_qty) == [("e1", Decimal(4)), ("e2", Decimal(6))]
+    assert fills(no_qty) == [(fid("4"), Decimal(4)), (fid("10"), Decimal(6))]
+    # An order that says nothing filled cannot name the execution: left to REST.
+    assert fills([frame("partial_fill", "0", "4", "e1")]) == [None]
 
 
 def test_unknown_event_keeps_its_order_and_non_fill_events_carry_no_fill() -> None:

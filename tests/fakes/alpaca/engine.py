@@ -5,6 +5,9 @@ Lifecycle (events in this order, each also visible over REST):
   `new` (a marketable market/limit order, or a stop already through its level, then fills
   at the last price right away); outside it: `accepted`, then `new` at the next open.
 - fills: `partial_fill`... `fill` (one uuid execution each, position and cash booked).
+  The event's `execution_id` is the uuid part of the REST FILL activity id unless
+  `distinct_execution_ids` is set: Alpaca documents no relation between the two, so the
+  adapter must de-duplicate correctly either way (docs/alpaca.md).
 - cancel: `pending_cancel` at once (DELETE answered 204), `canceled` after `cancel_delay`;
   a fill in between wins (no `canceled`).
 - replace: old `pending_replace`, after `replace_delay` old `replaced` + new `new`; if the
@@ -61,6 +64,9 @@ class EngineConfig:
     random_partial_fills: float = 0.0
     """Probability that a fill takes only part of what is left (paper does ~10%)."""
     seed: int = 0
+    distinct_execution_ids: bool = False
+    """trade_updates `execution_id` differs from the FILL activity's uuid (may be switched
+    at any time, also over `POST /_control/options`)."""
 
 
 class OrderEngine:
@@ -371,7 +377,7 @@ class OrderEngine:
         self._emit(
             "fill" if full else "partial_fill",
             order,
-            execution_id=execution.id,
+            execution_id=new_id() if self.config.distinct_execution_ids else execution.id,
             price=price,
             qty=qty,
             position_qty=position_qty,

@@ -9,7 +9,7 @@ Control routes (no auth, for out-of-process drivers; in-process tests use the ob
 `POST /_control/bar {"symbol","o","h","l","c","v","start"}`,
 `POST /_control/faults {"action": <Faults method>, ...kwargs}`,
 `POST /_control/streams/disconnect {"abrupt": bool}`, `POST /_control/run_pending`,
-`GET /_control/events`.
+`POST /_control/options {"distinct_execution_ids": bool}`, `GET /_control/events`.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ _CONTROL_FAULTS = {
     "set_event_lag",
     "reject_next_stream_connects",
 }
+
+_CONTROL_OPTIONS = {"distinct_execution_ids"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -187,6 +189,14 @@ def _control_routes(fake: RunningFakeAlpaca) -> list[web.RouteDef]:
     async def events(request: web.Request) -> web.Response:
         return web.json_response([event_json(e) for e in fake.engine.events])
 
+    async def options(request: web.Request) -> web.Response:
+        body = await read_json(request)
+        if set(body) - _CONTROL_OPTIONS:
+            return web.json_response({"error": f"unknown options {sorted(body)}"}, status=400)
+        for name, value in body.items():
+            setattr(fake.engine.config, name, bool(value))
+        return web.json_response({name: getattr(fake.engine.config, name) for name in body})
+
     return [
         web.post("/_control/time", set_time),
         web.post("/_control/price", set_price),
@@ -195,6 +205,7 @@ def _control_routes(fake: RunningFakeAlpaca) -> list[web.RouteDef]:
         web.post("/_control/streams/disconnect", disconnect),
         web.post("/_control/run_pending", run_pending),
         web.get("/_control/events", events),
+        web.post("/_control/options", options),
     ]
 
 
