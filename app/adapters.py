@@ -109,9 +109,13 @@ async def connect_broker(
                 f"({type(exc).__name__}: {exc}); check the keys and the network"
             ) from None
         return Connected(account, alpaca, hook)
-    from brokers.ibkr import IbkrBroker, IbkrConfig
+    from brokers.ibkr import IbkrBroker, IbkrLiveNotEnabled, IbkrModeMismatch, ibkr_config_for
 
-    config = IbkrConfig.from_env(settings.environ)
+    try:
+        # `centaur run` takes no chat confirmation yet: a live account refuses to start.
+        config = ibkr_config_for(account, settings.environ, chat_confirmed=False)
+    except IbkrLiveNotEnabled as exc:
+        raise StartupError(str(exc)) from None
     ibkr = IbkrBroker(
         config,
         clock,
@@ -122,6 +126,9 @@ async def connect_broker(
     )
     try:
         await ibkr.connect()
+    except IbkrModeMismatch as exc:
+        await ibkr.close()
+        raise StartupError(f"account '{account.name}': {exc} (docs/ibkr.md)") from None
     except (BrokerError, OSError, TimeoutError) as exc:
         await ibkr.close()
         raise StartupError(

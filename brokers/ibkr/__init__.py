@@ -6,8 +6,9 @@ from brokers.ibkr.attached import (
     AttachedState,
     SupportsAttachedProtection,
 )
-from brokers.ibkr.config import LIVE_PORT, PAPER_PORT, IbkrConfig
+from brokers.ibkr.config import LIVE_PORT, PAPER_PORT, IbkrConfig, ibkr_config_for
 from brokers.ibkr.connection import IbkrConnection, LinkState
+from brokers.ibkr.guard import IbkrLiveNotEnabled, IbkrModeMismatch
 from brokers.ibkr.marketdata import IbkrBarFeed
 from brokers.ibkr.records import IbOrderIds
 
@@ -21,6 +22,9 @@ __all__ = [
     "IbkrBroker",
     "IbkrConfig",
     "IbkrConnection",
+    "IbkrLiveNotEnabled",
+    "IbkrModeMismatch",
     "LinkState",
     "SupportsAttachedProtection",
+    "ibkr_config_for",
 ]

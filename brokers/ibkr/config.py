@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from brokers.ibkr.guard import (
+    LIVE_GRANT,
+    IbkrLiveNotEnabled,
+    live_blockers,
+    paper_on_live_port_allowed,
+)
 from core.calendar import SessionPhase
+from core.config_models import AccountConfig, AccountMode, BrokerKind
 
 PAPER_PORT = 4002  # IB Gateway, paper account
 LIVE_PORT = 4001  # IB Gateway, live account
@@ -44,6 +51,12 @@ class IbkrConfig:
     alert_phases: frozenset[SessionPhase] = field(
         default_factory=lambda: frozenset({SessionPhase.REGULAR})
     )
+    # The account's mode (brokers/ibkr/guard.py): live only through `ibkr_config_for`,
+    # which holds the grant; the connection refuses `live=True` without it.
+    live: bool = False
+    # `IBKR_PAPER_ON_LIVE_PORT=1`: a paper login really is served on 4001 / 7496.
+    paper_on_live_port: bool = False
+    live_grant: object | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.pacing_burst < CONNECT_MESSAGES:
@@ -51,9 +64,15 @@ class IbkrConfig:
                 f"pacing_burst must be at least {CONNECT_MESSAGES} (a connection's first burst)"
             )
 
+    @property
+    def live_granted(self) -> bool:
+        return self.live and self.live_grant is LIVE_GRANT
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, prefix: str = "IBKR_") -> IbkrConfig:
-        """`IBKR_HOST`, `IBKR_PORT`, `IBKR_CLIENT_ID`, `IBKR_ACCOUNT` (all optional)."""
+        """`IBKR_HOST`, `IBKR_PORT`, `IBKR_CLIENT_ID`, `IBKR_ACCOUNT`,
+        `IBKR_PAPER_ON_LIVE_PORT` (all optional). Always a paper configuration: a live one
+        comes only from `ibkr_config_for`."""
         source = os.environ if env is None else env
         defaults = cls()
         return cls(
@@ -61,4 +80,22 @@ class IbkrConfig:
             port=int(source.get(f"{prefix}PORT", defaults.port)),
             client_id=int(source.get(f"{prefix}CLIENT_ID", defaults.client_id)),
             account=source.get(f"{prefix}ACCOUNT", defaults.account),
+            paper_on_live_port=paper_on_live_port_allowed(source),
         )
+
+
+def ibkr_config_for(
+    account: AccountConfig, env: Mapping[str, str], *, chat_confirmed: bool
+) -> IbkrConfig:
+    """The gateway settings for `account`: paper unless it is a live account and every
+    live condition holds; a live account with any condition missing raises
+    IbkrLiveNotEnabled (never a silent downgrade to paper)."""
+    if account.broker is not BrokerKind.IBKR:
+        raise ValueError(f"account '{account.name}' is a {account.broker} account")
+    config = IbkrConfig.from_env(env)
+    if account.mode is not AccountMode.LIVE:
+        return config
+    missing = live_blockers(account, env, chat_confirmed=chat_confirmed)
+    if missing:
+        raise IbkrLiveNotEnabled(account.name, missing)
+    return replace(config, live=True, live_grant=LIVE_GRANT)

@@ -29,6 +29,7 @@ from ib_async import IB
 from loguru import logger
 
 from brokers.ibkr.config import CONNECT_MESSAGES, IbkrConfig
+from brokers.ibkr.guard import IbkrModeMismatch, check_managed_accounts, check_port
 from brokers.ibkr.mapping import IbError, IbErrorClass
 from brokers.ibkr.pacing import TokenBucket
 from core.broker import BrokerUnavailable
@@ -98,6 +99,9 @@ class IbkrConnection:
         self.reconnects = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._reconnecting: asyncio.Task[None] | None = None
+        # Set when a (re)connection reached a gateway of the wrong mode (guard.py): the
+        # link stays down and is not retried until the process is restarted.
+        self.refused: IbkrModeMismatch | None = None
         ib.disconnectedEvent += self._on_disconnected
 
     # --- state --------------------------------------------------------------------------
@@ -137,13 +141,20 @@ class IbkrConnection:
     # --- connecting ---------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """First connection. Raises BrokerUnavailable; no retry (the caller decides)."""
+        """First connection. Raises BrokerUnavailable, or IbkrModeMismatch when the port
+        or the gateway's accounts contradict the account's mode (guard.py); no retry."""
         if self._state is LinkState.CLOSED:
             raise BrokerUnavailable("IBKR connection is closed")
+        config = self._config
+        if config.live and not config.live_granted:
+            raise IbkrModeMismatch(
+                "IBKR: a live configuration must come from ibkr_config_for (the live guard)"
+            )
+        check_port(live=config.live, port=config.port, paper_on_live_port=config.paper_on_live_port)
         self._state = LinkState.CONNECTING
         try:
             await self._connect_once()
-        except BrokerUnavailable:
+        except (BrokerUnavailable, IbkrModeMismatch):
             self._state = LinkState.DISCONNECTED
             raise
         self._state = LinkState.CONNECTED
@@ -176,6 +187,15 @@ class IbkrConnection:
             ) from exc
         if not self._ib.isConnected():
             raise BrokerUnavailable("IBKR gateway dropped the connection while synchronising")
+        try:
+            # ib_async has the managed accounts once connectAsync returns (handshake).
+            check_managed_accounts(live=config.live, accounts=self._ib.managedAccounts())
+        except IbkrModeMismatch as exc:
+            self.refused = exc
+            self._state = LinkState.CONNECTING  # our own disconnect is not an outage
+            self._ib.disconnect()
+            logger.error("{}", exc)
+            raise
 
     def _on_disconnected(self) -> None:
         if self._state in (LinkState.CLOSED, LinkState.CONNECTING):
@@ -199,6 +219,16 @@ class IbkrConnection:
                 self.before_resync()
             try:
                 await self._connect_once()
+            except IbkrModeMismatch as exc:
+                # The gateway now serves the other mode (a different login after the
+                # daily restart): never trade there. Stay down (orders are refused, the
+                # watchdog brings SAFE MODE) and tell the chat at any hour.
+                if self.after_resync is not None:
+                    self.after_resync()
+                if not self.closed:
+                    self._state = LinkState.DISCONNECTED
+                await _call("on_alert", self.on_alert, f"{exc}; reconnecting stopped")
+                return
             except BrokerUnavailable as exc:
                 if self.after_resync is not None:
                     self.after_resync()  # nothing may stay held while we are down
