@@ -14,6 +14,13 @@ A first-attempt refusal (403/422: insufficient qty, wash trade, duplicate id...)
 definitive and raised at once: nothing was placed, no lookup is needed. A refusal of a
 RESEND is looked up first: "client_order_id must be unique" then usually means that an
 earlier attempt landed.
+
+A 429 is answered before the order service sees the request: as long as every failure so
+far was a 429, nothing can exist, so there is nothing to look up (and a lookup would
+spend the account's exhausted request budget, be refused too and turn "rate limited"
+into "outcome unknown"). The same client order id is resent after the wait the server
+advertised (Retry-After / X-RateLimit-Reset, capped), a bounded number of times; giving
+up raises `RateLimited` saying that nothing was placed.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ async def create_order(
     policy = http.policy
     uncertain = False  # an earlier attempt of ours may have created the order
     attempt = 0
+    waited = 0.0
     while True:
         attempt += 1
         try:
@@ -51,20 +59,21 @@ async def create_order(
             transient = is_transient(error)
             if not transient and attempt == 1:
                 raise  # a refusal of our only attempt: nothing was placed
-            found = await _resolve(http, op, cid, error, lookup)
-            if found is not None:
-                logger.warning(
-                    "alpaca[{}]: {} {} hit {} but the order exists: returning it",
-                    http.label,
-                    op,
-                    cid,
-                    type(error).__name__,
-                )
-                return found
+            rate_limited = isinstance(error, RateLimited)
+            if uncertain or not rate_limited:
+                found = await _resolve(http, op, cid, error, lookup)
+                if found is not None:
+                    logger.warning(
+                        "alpaca[{}]: {} {} hit {} but the order exists: returning it",
+                        http.label,
+                        op,
+                        cid,
+                        type(error).__name__,
+                    )
+                    return found
             if not transient:
                 raise
-            # A 429 is answered before the order service sees the request.
-            uncertain = uncertain or not isinstance(error, RateLimited)
+            uncertain = uncertain or not rate_limited
             if attempt >= policy.mutation_attempts:
                 if uncertain and not isinstance(error, AmbiguousOutcome):
                     raise AmbiguousOutcome(
@@ -72,8 +81,15 @@ async def create_order(
                         "at the broker, but an attempt may still land",
                         client_order_id=cid,
                     ) from None
+                if isinstance(error, RateLimited) and not uncertain:
+                    raise RateLimited(
+                        f"{op} {cid}: rate limited by the broker on all {attempt} attempts "
+                        f"(waited {waited:.0f}s in total); nothing was placed",
+                        error.retry_after,
+                    ) from None
                 raise
             delay = policy.backoff(attempt, error)
+            waited += delay
             logger.warning(
                 "alpaca[{}]: {} {} failed ({}) and is not at the broker: resend {}/{} in {:.2f}s",
                 http.label,

@@ -38,6 +38,7 @@ class _Rule:
     status: int = 500
     body: str | None = None
     mode: DropMode = "504"
+    retry_after: float | None = None
 
 
 @dataclass
@@ -76,9 +77,11 @@ class Faults:
         JSON bodies for 500/503, an HTML gateway page for 502/504 (as proxies answer)."""
         self._rules.append(_Rule(route, "fail", n, status, body))
 
-    def throttle_next(self, route: str = "*", n: int = 1) -> None:
-        """The next `n` requests on `route` get 429 with X-RateLimit-* headers."""
-        self._rules.append(_Rule(route, "throttle", n, 429))
+    def throttle_next(self, route: str = "*", n: int = 1, retry_after: float | None = None) -> None:
+        """The next `n` requests on `route` get 429 with X-RateLimit-* headers, and with
+        `Retry-After: <seconds>` when `retry_after` is given (relative, so it means the
+        same to a client on a simulated clock; X-RateLimit-Reset is wall-clock epoch)."""
+        self._rules.append(_Rule(route, "throttle", n, 429, retry_after=retry_after))
 
     def drop_response_next(self, route: str = "*", n: int = 1, mode: DropMode = "504") -> None:
         """The next `n` requests on `route` ARE processed (an order is created), but the
@@ -168,6 +171,8 @@ class Faults:
         rule = self._take(request)
         if rule is not None and rule.kind == "throttle":
             headers["X-RateLimit-Remaining"] = "0"
+            if rule.retry_after is not None:
+                headers["Retry-After"] = f"{rule.retry_after:g}"
             return web.Response(
                 status=429, text=RATE_LIMITED, content_type="application/json", headers=headers
             )
