@@ -140,6 +140,9 @@ def _check_credentials(settings: object) -> list[Check]:
             detail += "; live: " + (
                 "CENTAUR_LIVE=1" if secrets.CENTAUR_LIVE else "CENTAUR_LIVE not set"
             )
+        # Where orders and data go: a proxy, recorder or fake must be visible at a glance.
+        detail += f"; trading {account.base_url or f'Alpaca ({account.mode})'}"
+        detail += f"; data {account.data_url or 'Alpaca'}"
         checks.append(
             Check(f"account {account.name}", Verdict.OK if present else Verdict.WARN, detail)
         )

@@ -14,6 +14,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# Alpaca's own hosts (the hosts of brokers/alpaca/config.py's endpoints). A live account
+# may name only these in base_url / data_url.
+ALPACA_LIVE_TRADING_HOSTS = frozenset({"api.alpaca.markets"})
+ALPACA_DATA_HOSTS = frozenset({"data.alpaca.markets", "stream.data.alpaca.markets"})
 SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 
 
@@ -187,6 +191,15 @@ class AccountConfig(StrictModel):
     )
     flatten_time: time = time(15, 55)
     data_feed: str = "iex"
+    base_url: str | None = Field(
+        default=None,
+        description="Alpaca trading API root (REST and the trade_updates stream), e.g. a "
+        "local proxy or recorder; unset: Alpaca's own for the account's mode",
+    )
+    data_url: str | None = Field(
+        default=None,
+        description="Alpaca market data root (REST bars and the bar stream); unset: Alpaca's",
+    )
 
     @field_validator("credentials_env")
     @classmethod
@@ -195,13 +208,47 @@ class AccountConfig(StrictModel):
             raise ValueError("credentials_env must be an UPPER_CASE environment prefix")
         return value
 
+    @field_validator("base_url", "data_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, _, rest = value.partition("://")
+        host = rest.split("/", 1)[0]
+        if scheme not in ("http", "https") or not host or "@" in host:
+            raise ValueError(f"{value!r} is not an http(s) URL (credentials never go in it)")
+        return value.rstrip("/")
+
     @model_validator(mode="after")
     def _credentials_needed(self) -> AccountConfig:
         if self.broker is BrokerKind.ALPACA and self.credentials_env is None:
             raise ValueError(f"alpaca account '{self.name}' needs credentials_env")
         if self.broker is BrokerKind.SIM and self.mode is AccountMode.LIVE:
             raise ValueError("a simulated account cannot be live")
+        if self.broker is not BrokerKind.ALPACA and (self.base_url or self.data_url):
+            raise ValueError(f"account '{self.name}': base_url / data_url are Alpaca settings")
+        if self.mode is AccountMode.LIVE:
+            self._live_urls_are_alpacas()
         return self
+
+    def _live_urls_are_alpacas(self) -> None:
+        """Real money goes only to Alpaca itself, over TLS: never through a proxy, a
+        recorder or a fake, and never to the paper host (that would be a silent paper
+        account the user believes is live)."""
+        wanted = (
+            ("base_url", self.base_url, ALPACA_LIVE_TRADING_HOSTS),
+            ("data_url", self.data_url, ALPACA_DATA_HOSTS),
+        )
+        for key, url, hosts in wanted:
+            if url is None:
+                continue
+            scheme, _, rest = url.partition("://")
+            host = rest.split("/", 1)[0].lower()
+            if scheme != "https" or host not in hosts:
+                raise ValueError(
+                    f"live account '{self.name}': {key} {url!r} is not Alpaca's own "
+                    f"(https://{' or https://'.join(sorted(hosts))})"
+                )
 
 
 class AccountsConfig(StrictModel):

@@ -9,7 +9,10 @@ a live account is never silently downgraded to paper (the user would think they 
 real) nor a paper account upgraded to live.
 
 `url_override` points every endpoint at one host (the local fake in tests); it changes
-WHERE requests go, never whether the live guard applies.
+WHERE requests go, never whether the live guard applies. Without it, the account's own
+`base_url` (trading REST + trade_updates) and `data_url` (bars REST + bar stream) from
+config/accounts.yaml are used; a live account may name only Alpaca's own hosts there
+(refused at config validation, and checked again here).
 """
 
 from __future__ import annotations
@@ -17,7 +20,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from core.config_models import AccountConfig, AccountMode, BrokerKind
+from core.config_models import (
+    ALPACA_DATA_HOSTS,
+    ALPACA_LIVE_TRADING_HOSTS,
+    AccountConfig,
+    AccountMode,
+    BrokerKind,
+)
 from core.settings import BrokerCredentials, credentials_for
 
 LIVE_ENV_VAR = "CENTAUR_LIVE"
@@ -110,6 +119,7 @@ def alpaca_endpoint_for(
     grant: object | None = None
     if account.mode is AccountMode.LIVE:
         missing = live_trading_blockers(account, env, chat_confirmed=chat_confirmed)
+        missing += _foreign_live_urls(account)
         if missing:
             raise LiveTradingNotEnabled(account.name, missing)
         paper, grant = False, _LIVE_GRANT
@@ -124,13 +134,42 @@ def alpaca_endpoint_for(
             feed=feed,
             _grant=grant,
         )
+    trading_url, trading_stream = None, PAPER_STREAM_URL if paper else LIVE_STREAM_URL
+    if account.base_url is not None:
+        trading_url = account.base_url.rstrip("/")
+        trading_stream = f"{_ws_base(trading_url)}/stream"
+    data_url, data_stream = None, f"{DATA_STREAM_BASE}/v2/{feed}"
+    # Alpaca's own data hosts are its defaults (REST and stream live on different hosts
+    # there, so one URL cannot name both): only another host moves the data endpoints.
+    if account.data_url is not None and _host(account.data_url) not in ALPACA_DATA_HOSTS:
+        data_url = account.data_url.rstrip("/")
+        data_stream = f"{_ws_base(data_url)}/v2/{feed}"
     return AlpacaEndpoint(
         paper=paper,
-        trading_stream_url=PAPER_STREAM_URL if paper else LIVE_STREAM_URL,
-        data_stream_url=f"{DATA_STREAM_BASE}/v2/{feed}",
+        trading_url=trading_url,
+        trading_stream_url=trading_stream,
+        data_url=data_url,
+        data_stream_url=data_stream,
         feed=feed,
         _grant=grant,
     )
+
+
+def _host(url: str) -> str:
+    return url.partition("://")[2].split("/", 1)[0].lower()
+
+
+def _foreign_live_urls(account: AccountConfig) -> list[str]:
+    """Config validation refuses these already; an AccountConfig built without validation
+    must not reach a live endpoint through a proxy either."""
+    wrong = []
+    for key, url, hosts in (
+        ("base_url", account.base_url, ALPACA_LIVE_TRADING_HOSTS),
+        ("data_url", account.data_url, ALPACA_DATA_HOSTS),
+    ):
+        if url is not None and (not url.startswith("https://") or _host(url) not in hosts):
+            wrong.append(f"{key} {url!r} is not Alpaca's own host")
+    return wrong
 
 
 def alpaca_credentials(account: AccountConfig, env: Mapping[str, str]) -> BrokerCredentials:
