@@ -184,12 +184,15 @@ class AttachedEntries:
         assert isinstance(broker, AttachedProtectionBroker)
         ctx.checkpoints.reached(AFTER_INTENT_WRITTEN)
         try:
-            parent, child = await broker.submit_with_protection(
-                intents.entry_request,
-                intents.trail_pct,
-                intents.child_request.client_order_id,
-                child_time_in_force=intents.child_request.time_in_force,
-            )
+            with self._tracker.sending(
+                intents.entry.client_order_id, intents.child.client_order_id
+            ):
+                parent, child = await broker.submit_with_protection(
+                    intents.entry_request,
+                    intents.trail_pct,
+                    intents.child_request.client_order_id,
+                    child_time_in_force=intents.child_request.time_in_force,
+                )
         except DuplicateClientOrderId as exc:
             return await self._resolve(intents, exc, definitive=False)
         except OrderRejected as exc:
@@ -295,7 +298,8 @@ class AttachedEntries:
                 child = tracker.require(child_cid)
                 logger.warning("{}: entry found, its attached child not (yet)", entry_cid)
             return AttachedPlacement(_classify(entry), entry, child, str(exc))
-        if looked_up and definitive and child_cid not in found:
+        throttled = isinstance(exc, RateLimited)  # a 429 placed nothing (core.placement)
+        if (looked_up or throttled) and definitive and child_cid not in found:
             child = await self._child_refused(intents, f"{NEVER_REACHED}: {exc}")
             entry = await self._refuse(entry_cid, f"{NEVER_REACHED}: {exc}")
             return AttachedPlacement(PlaceOutcome.NEVER_REACHED, entry, child, str(exc))

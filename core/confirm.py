@@ -54,6 +54,12 @@ class DraftConfirmer:
         self._attached = AttachedEntries(ctx, tracker)
 
     async def confirm(self, draft_id: int) -> ConfirmResult:
+        # One confirm at a time per account, and never during a kill: the risk check sees
+        # every entry confirmed before it, and a kill waits for a send in flight.
+        async with self._ctx.entry_lock:
+            return await self._confirm(draft_id)
+
+    async def _confirm(self, draft_id: int) -> ConfirmResult:
         ctx = self._ctx
         with ctx.ledger.unit_of_work(read_only=True) as uow:
             draft = uow.drafts.get(draft_id)

@@ -32,7 +32,7 @@ from core.event_calendar import EventCalendar
 from core.events import EventBus
 from core.flatten import Flattener
 from core.ids import namespace_for
-from core.kill import KillSwitch
+from core.kill import RETRY, KillSwitch
 from core.ledger import AccountMode, BrokerKind, Ledger
 from core.market_state import BarMemory, MarketState
 from core.marketdata.bar import Bar
@@ -108,7 +108,7 @@ class TradingEngine:
         self.tracker.fill_hook = self.protection.stage_on_fill
         self.edits = ProtectionEdits(ctx, self.tracker, self.placer, self.protection)
         self.day = TradingDay(ctx)
-        self.risk = RiskGate(ctx, self.day)
+        self.risk = RiskGate(ctx, self.day, self.book)
         self.drafts = Drafts(ctx, self.tracker, self.placer, self.day, self.risk, self.edits)
         self.reconciler = Reconciler(
             ctx, self.tracker, self.protection, self.book, self.day, self.react
@@ -299,6 +299,9 @@ class TradingEngine:
                 and ctx.phase() is SessionPhase.REGULAR
             ):
                 ctx.spawn(self.kill.execute("flatten time"), name=f"{self.name}-eod-flatten")
+            if self.kill.retry_due():
+                # The last kill was not flat: the account stays halted and it runs again.
+                ctx.spawn(self.kill.execute(f"{RETRY} (not flat)"), name=f"{self.name}-kill-retry")
             self.drafts.expire_due()
             await self.check_watchdogs()
             await self.risk.watch_loss()

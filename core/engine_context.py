@@ -42,6 +42,8 @@ class EngineOptions:
     resubscribe_delay_seconds: float = 2.0
     # A sell limit this far through the last price counts as marketable (outside RTH).
     marketable_limit_pct: str = "0.5"
+    # A kill that ended not flat keeps the account halted and runs again this often.
+    kill_retry_seconds: float = 15.0
     # Brokers that hold a child order (IBKR): place the trailing stop WITH the entry, so a
     # fill is protected at the broker from its first instant (DESIGN section 4).
     attached_protection: bool = False
@@ -100,8 +102,13 @@ class EngineContext:
         self.checkpoints = checkpoints
         self.options = options or EngineOptions()
         self.locks = SymbolLocks()
-        # A kill is running: no new entries, no new protection (it would be canceled).
+        # A kill is running, or ended not flat and is retrying: no new entries, no new
+        # protection (it would be canceled).
         self.halted = False
+        # Entries and the kill exclude each other: a confirm holds it from its halted
+        # check to the end of its send; the kill takes it after setting `halted`, so an
+        # entry sent just before the kill is at the broker, and canceled, before "flat".
+        self.entry_lock = asyncio.Lock()
         self.started_at: datetime = clock.now()
         self._tasks: set[asyncio.Task[Any]] = set()
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -41,6 +41,8 @@ from core.protection_book import ProtectionBook
 S = OrderStatus
 KILL_STARTED = "kill_started"
 KILL_COMPLETED = "kill_completed"
+RETRY = "retry"  # the `who` of a kill the engine runs again after one that was not flat
+WORKING_NOTE = "still working at the broker"
 HUNDRED = Decimal(100)
 
 
@@ -122,6 +124,8 @@ class KillSwitch:
         self._book = book
         self._flattener = flattener
         self._running = asyncio.Lock()
+        self._retry_at: datetime | None = None
+        self._last_open: tuple[str, ...] | None = None
 
     async def preview(self) -> KillPreview:
         ctx = self._ctx
@@ -147,12 +151,28 @@ class KillSwitch:
         return KillPreview(ctx.account.name, orders, lines, tuple(notes))
 
     def unfinished(self) -> bool:
-        """A kill started and never completed (the process died in the middle)."""
+        """A kill started and never completed (the process died in the middle), or
+        completed NOT flat: either way the account stays halted and the kill runs again."""
         ctx = self._ctx
         with ctx.ledger.unit_of_work(read_only=True) as uow:
             rows = uow.risk_events.for_day(ctx.account.row_id, ctx.today())
-            kinds = [r.kind for r in rows if r.kind in (KILL_STARTED, KILL_COMPLETED)]
-        return bool(kinds) and kinds[-1] == KILL_STARTED
+            marks = [r for r in rows if r.kind in (KILL_STARTED, KILL_COMPLETED)]
+            if not marks:
+                return False
+            last = marks[-1]
+            if last.kind == KILL_STARTED:
+                return True
+            return not bool((last.detail or {}).get("all_flat", True))
+
+    @property
+    def running(self) -> bool:
+        return self._running.locked()
+
+    def retry_due(self) -> bool:
+        """A kill ended not flat and its next attempt is due (the engine's tick asks)."""
+        if self._retry_at is None or self.running:
+            return False
+        return self._ctx.now() >= self._retry_at
 
     async def execute(self, who: str = "user") -> KillReport:
         async with self._running:
@@ -161,25 +181,66 @@ class KillSwitch:
     async def _execute(self, who: str) -> KillReport:
         ctx = self._ctx
         started = ctx.now()
-        self._mark(KILL_STARTED, {"who": who})
+        # Halt first (no confirm passes its check from now), then wait for a confirm whose
+        # send is in flight: its order is at the broker, and canceled below, before "flat".
         ctx.halted = True
+        self._mark(KILL_STARTED, {"who": who})
         notes: list[str] = []
+        order_results: list[OrderResult] = []
+        flatten_results: list[FlattenResult] = []
+        working: list[str] = []
+        failed = False
         try:
             order_results = await self._cancel_all(notes)
             ctx.checkpoints.reached(MID_KILL)
             flatten_results = await self._flatten_all(notes)
-        finally:
-            ctx.halted = False
+            # A confirm whose send was in flight when the kill began ends now (the lock):
+            # whatever it placed is canceled, and anything else still open, in a second
+            # pass, before the broker's working orders are checked.
+            async with ctx.entry_lock:
+                if await self._anything_open() or any(
+                    r.outcome == "unconfirmed" for r in order_results
+                ):
+                    again = {r.client_order_id: r for r in await self._cancel_all(notes)}
+                    order_results = [again.pop(r.client_order_id, r) for r in order_results]
+                    order_results += again.values()
+                    later = {r.symbol: r for r in await self._flatten_all(notes)}
+                    flatten_results = [later.pop(r.symbol, r) for r in flatten_results]
+                    flatten_results += later.values()
+                working = await self._still_working(notes)
+        except BrokerError as exc:
+            failed = True
+            notes.append(f"the broker failed during the kill: {exc}")
+        all_flat = (
+            not failed
+            and all(r.flat for r in flatten_results)
+            and not any(r.outcome == "unconfirmed" for r in order_results)
+            and not working
+        )
+        if not all_flat:
+            notes.append(
+                "not flat: the account stays halted (no new entries) and the kill runs "
+                f"again every {ctx.options.kill_retry_seconds:.0f} s until the broker "
+                "confirms no position and no working order"
+            )
         report = KillReport(
             ctx.account.name,
             started,
             ctx.now(),
-            all(r.flat for r in flatten_results)
-            and not any(r.outcome == "unconfirmed" for r in order_results),
+            all_flat,
             tuple(order_results),
             tuple(flatten_results),
             tuple(notes),
         )
+        ctx.halted = not all_flat
+        self._retry_at = (
+            None if all_flat else ctx.now() + timedelta(seconds=ctx.options.kill_retry_seconds)
+        )
+        # A retry that finds the same things open says nothing new: only the first report,
+        # a change, and the final "flat" reach the chat.
+        still_open = self._open_things(report)
+        tell = all_flat or still_open != self._last_open or not who.startswith(RETRY)
+        self._last_open = None if all_flat else still_open
         event = KillCompleted(
             at=ctx.now(),
             account=ctx.account.name,
@@ -194,10 +255,46 @@ class KillSwitch:
                 blocking=False,
                 detail={"all_flat": report.all_flat},
             )
-            ctx.outbox.stage(uow, event)
+            if tell:
+                ctx.outbox.stage(uow, event)
             uow.commit()
-        await ctx.publish([event])
+        if tell:
+            await ctx.publish([event])
         return report
+
+    @staticmethod
+    def _open_things(report: KillReport) -> tuple[str, ...]:
+        orders = (
+            f"{r.client_order_id}:{r.outcome}" for r in report.orders if r.outcome == "unconfirmed"
+        )
+        positions = (f"{p.symbol}:{p.qty_after}" for p in report.positions if not p.flat)
+        return (*orders, *positions, *(n for n in report.notes if n.startswith(WORKING_NOTE)))
+
+    async def _anything_open(self) -> bool:
+        broker = self._ctx.broker
+        try:
+            if await broker.list_orders(open_only=True):
+                return True
+            return any(p.qty != 0 for p in await broker.positions())
+        except BrokerError:
+            return True  # unknown: the second pass reports what it cannot do
+
+    async def _still_working(self, notes: list[str]) -> list[str]:
+        """The broker's working orders after the kill: "flat" means none, not only no
+        position (a confirm or a fill can race everything)."""
+        ctx = self._ctx
+        try:
+            open_orders = await ctx.broker.list_orders(open_only=True)
+        except BrokerError as exc:
+            notes.append(f"could not verify the working orders: {exc}")
+            return ["unverified"]
+        await self._tracker.apply_snapshots(open_orders)
+        left = [
+            f"{o.client_order_id} ({o.side} {o.qty} {o.symbol}, {o.status})" for o in open_orders
+        ]
+        if left:
+            notes.append(f"{WORKING_NOTE}: {', '.join(left)}")
+        return left
 
     def _mark(self, kind: str, detail: dict[str, Any]) -> None:
         ctx = self._ctx

@@ -21,7 +21,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from loguru import logger
 
@@ -70,6 +70,11 @@ class OrderTracker:
         self.needs_reconcile = False  # set on a broker inconsistency
         # Intents this process wrote: only their requests can still be in flight.
         self.written_here: set[str] = set()
+        # Sends in progress (client id -> calls awaiting the broker) and when the last
+        # send of an id ended: a request can still land for a while after its call ended
+        # (a timeout on our side is not a cancel on the broker's).
+        self._sending: dict[str, int] = {}
+        self._send_ended: dict[str, datetime] = {}
         self.fill_hook: Callable[[UnitOfWork, OrderView], object | None] | None = None
 
     # --- reads ---------------------------------------------------------------------------
@@ -109,6 +114,41 @@ class OrderTracker:
             finally:
                 waiter.cancel()
                 sleeper.cancel()
+
+    # --- sends in flight -----------------------------------------------------------------
+
+    @contextmanager
+    def sending(self, *client_order_ids: str) -> Iterator[None]:
+        """Mark these intents' requests as in flight for the duration of the broker call."""
+        for cid in client_order_ids:
+            self._sending[cid] = self._sending.get(cid, 0) + 1
+        try:
+            yield
+        finally:
+            ended = self._ctx.now()
+            for cid in client_order_ids:
+                left = self._sending.get(cid, 1) - 1
+                if left > 0:
+                    self._sending[cid] = left
+                else:
+                    self._sending.pop(cid, None)
+                self._send_ended[cid] = ended
+
+    def in_flight(self, client_order_id: str) -> bool:
+        """A broker call carrying this intent has not returned yet."""
+        return client_order_id in self._sending
+
+    def may_still_land(self, view: OrderView, horizon: datetime) -> bool:
+        """Whether an unacknowledged intent could still reach the broker: its send is in
+        flight, or it was written (or last sent) by this process after `horizon`. An intent
+        written by a previous process has no request in flight any more."""
+        cid = view.client_order_id
+        if self.in_flight(cid):
+            return True
+        if cid not in self.written_here:
+            return False
+        last = max(view.created_at, self._send_ended.get(cid, view.created_at))
+        return last > horizon
 
     # --- our own steps -------------------------------------------------------------------
 

@@ -6,7 +6,8 @@
 - the broker refused it (OrderRejected) -> REJECTED with the broker's words;
 - anything ambiguous (timeout, 5xx, connection lost, a duplicate id, a 429) -> the order
   is looked up by client order id, never resent: found -> recorded as ours; a 429 that
-  is not found was definitively not placed -> REJECTED "never reached the broker";
+  is not found (or whose lookup is throttled too) was definitively not placed -> REJECTED
+  "rate limited, nothing was placed" (the adapter already resent it after the wait);
   otherwise the intent stays PENDING_SUBMIT and the reconciler resolves it later
   (`UNKNOWN`), because a request still in flight could land after our lookup.
 
@@ -82,7 +83,8 @@ class Placer:
         cid = request.client_order_id
         self._ctx.checkpoints.reached(AFTER_INTENT_WRITTEN)
         try:
-            snapshot = await self._ctx.broker.submit(request)
+            with self._tracker.sending(cid):
+                snapshot = await self._ctx.broker.submit(request)
         except DuplicateClientOrderId as exc:
             return await self._resolve(intent, exc, definitive=False)
         except OrderRejected as exc:
@@ -114,8 +116,14 @@ class Placer:
             if snapshot is not None:
                 recorded = await self._tracker.submitted(cid, snapshot)
                 return Placement(_classify(recorded.order), recorded.order, str(exc), exc)
-        if looked_up and definitive:
-            outcome = await self._tracker.submit_refused(cid, f"{NEVER_REACHED}: {exc}")
+        # A 429 is definitive by itself (the broker refused the request before doing
+        # anything: the adapters raise RateLimited only when every attempt was a 429); the
+        # lookup is only there to catch a broker that placed it anyway.
+        if definitive and (looked_up or isinstance(exc, RateLimited)):
+            reason = f"{NEVER_REACHED}: {exc}"
+            if isinstance(exc, RateLimited):
+                reason = f"{NEVER_REACHED}: rate limited, nothing was placed ({exc})"
+            outcome = await self._tracker.submit_refused(cid, reason)
             return Placement(PlaceOutcome.NEVER_REACHED, outcome.order, str(exc), exc)
         logger.warning("order {}: outcome unknown after {}; the reconciler resolves it", cid, exc)
         return Placement(PlaceOutcome.UNKNOWN, self._tracker.require(cid), str(exc), exc)

@@ -7,8 +7,10 @@ reconnect and every `reconcile_every_seconds`:
    orders adopted as EXTERNAL);
 3. resolve intents stuck in PENDING_SUBMIT by client-id lookup: found -> ours, recorded;
    definitively absent -> REJECTED "never reached the broker" and the draft reopened.
-   An intent is only judged once it is older than `unacknowledged_order_seconds` or was
-   written by a previous process (after a restart none of its requests is in flight);
+   An intent is never judged while its send is in flight, nor until
+   `unacknowledged_order_seconds` after its send ended (a timed-out request can still
+   land); one written by a previous process is judged at once (none of its requests is
+   in flight after a restart);
 4. compare positions with the ledger's (fills + adoptions): a difference is adopted as the
    new baseline; on the very first reconcile of an account that is simply how the ledger
    learns the account, later it is an unexplained change -> SAFE MODE and an alert
@@ -222,8 +224,8 @@ class Reconciler:
         for view in self._book.live_orders():
             if view.status is not OrderStatus.PENDING_SUBMIT:
                 continue
-            if view.created_at > horizon and view.client_order_id in self._tracker.written_here:
-                continue  # young, and its request may still be in flight
+            if self._tracker.may_still_land(view, horizon):
+                continue  # its request is in flight, or ended too recently to judge
             try:
                 snapshot = await ctx.broker.get_order_by_client_id(view.client_order_id)
             except BrokerError as exc:

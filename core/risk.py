@@ -57,6 +57,7 @@ class RiskCode(StrEnum):
     NO_EQUITY = "no_equity"
     BUYING_POWER = "buying_power"
     SPREAD = "spread"
+    ACCOUNT_UNKNOWN = "account_unknown"
     # warnings (never block)
     EVENT_TODAY = "event_today"
     RISK_ABOVE_DEFAULT = "risk_above_default"
@@ -92,7 +93,13 @@ class EntryContext:
     locked: bool = False
     safe_mode: bool = False
     existing_position_qty: Decimal = ZERO
+    # Entries confirmed and still working at the broker: each is a trade of the day and
+    # its unfilled shares are position-to-be (limits count them, or N confirms pass N times).
+    working_entries: int = 0
+    working_qty: Decimal = ZERO  # unfilled shares of this symbol's working entries
     spread_bps: Decimal | None = None
+    # Why the broker's account (equity, buying power) is not known now; None: it is.
+    account_unknown: str | None = None
 
     def __post_init__(self) -> None:
         for moment in (self.now, self.opening_window_end, self.entry_cutoff):
@@ -208,6 +215,16 @@ class RiskEngine:
             f"{trades_today} trades today: the limit is {limit} per day",
         )
 
+    def _working_entries_limit(self, ctx: EntryContext) -> RiskReason | None:
+        limit = self.config.max_trades_per_day
+        if ctx.trades_today + ctx.working_entries < limit:
+            return None
+        return RiskReason(
+            RiskCode.MAX_TRADES,
+            f"{ctx.trades_today} trades today and {ctx.working_entries} entries working: "
+            f"the limit is {limit} per day",
+        )
+
     def _daily_loss(
         self, realized: Decimal, open_pnl: Decimal, realized_r: Decimal
     ) -> list[RiskReason]:
@@ -240,6 +257,10 @@ class RiskEngine:
         reasons += loss
         if trades is not None:
             reasons.append(trades)
+        else:
+            working = self._working_entries_limit(ctx)
+            if working is not None:
+                reasons.append(working)  # refuses, never locks: the entries may expire
         figures, order_reasons = self._order_rules(ctx)
         reasons += order_reasons
         # One reason per code (the first is the most specific) so the card is not repetitive.
@@ -328,9 +349,17 @@ class RiskEngine:
         cfg, out = self.config, []
         per_share = ctx.trigger - ctx.stop
         notional = ctx.qty * ctx.trigger
-        position = (ctx.existing_position_qty + ctx.qty) * ctx.trigger
+        position = (ctx.existing_position_qty + ctx.working_qty + ctx.qty) * ctx.trigger
         pct = position / ctx.equity * HUNDRED if ctx.equity > 0 else None
         figures = RiskFigures(notional, position, per_share, ctx.qty * per_share, pct)
+        if ctx.account_unknown is not None:
+            out.append(
+                RiskReason(
+                    RiskCode.ACCOUNT_UNKNOWN,
+                    "risk cannot be checked: the broker's account is unknown "
+                    f"({ctx.account_unknown})",
+                )
+            )
         if ctx.side is not Side.BUY:
             out.append(
                 RiskReason(RiskCode.NO_SHORTS, "Centaur only opens long positions (buy entries)")
@@ -372,11 +401,12 @@ class RiskEngine:
                     f"position {usd(position)} is above the {usd(cfg.max_position_usd)} limit",
                 )
             )
-        if pct is None:
+        known = ctx.account_unknown is None  # else one reason says why, not three
+        if pct is None and known:
             out.append(
                 RiskReason(RiskCode.NO_EQUITY, f"account equity is {usd(ctx.equity)}: no entries")
             )
-        elif pct > cfg.max_position_pct:
+        elif pct is not None and pct > cfg.max_position_pct:
             out.append(
                 RiskReason(
                     RiskCode.POSITION_PCT,
@@ -384,7 +414,7 @@ class RiskEngine:
                     f"above the {_num(cfg.max_position_pct)}% limit",
                 )
             )
-        if notional > ctx.buying_power:
+        if notional > ctx.buying_power and known:
             out.append(
                 RiskReason(
                     RiskCode.BUYING_POWER,

@@ -13,29 +13,48 @@ from core.book import BookSummary, open_pnl
 from core.book_cache import shared_book
 from core.broker import BrokerError
 from core.clock import NEW_YORK
-from core.domain import ZERO, AccountSnapshot, Side
+from core.domain import ZERO, AccountSnapshot, OrderRole, Side
 from core.engine_context import EngineContext
+from core.order_views import OrderView
+from core.protection_book import ProtectionBook
 from core.risk import EntryContext, RiskDecision, RiskEngine
 from core.session import SessionState, SessionTrigger
 from core.trading_day import TradingDay
 
 
 class RiskGate:
-    def __init__(self, ctx: EngineContext, day: TradingDay) -> None:
+    def __init__(self, ctx: EngineContext, day: TradingDay, book: ProtectionBook) -> None:
         self._ctx = ctx
         self._day = day
+        self._book = book
         self.engine = RiskEngine(ctx.risk, ctx.events, ctx.calendar)
         # The account's book, kept up to date from the ledger (core.book_cache).
         self.books = shared_book(ctx.ledger, ctx.account.row_id)
         self.last_account: AccountSnapshot | None = None
 
     async def account(self) -> AccountSnapshot | None:
-        """The broker's account now; the last known one if the broker does not answer."""
+        """The broker's account now; the last known one if the broker does not answer
+        (good enough to show; an entry is checked with `fresh_account` only)."""
         try:
             self.last_account = await self._ctx.broker.account()
         except BrokerError as exc:
             logger.warning("account query failed: {}", exc)
         return self.last_account
+
+    async def fresh_account(self) -> tuple[AccountSnapshot | None, str | None]:
+        """The broker's account now, or why it is unknown (never a stale snapshot: an
+        entry whose risk cannot be checked is refused)."""
+        try:
+            self.last_account = await self._ctx.broker.account()
+        except BrokerError as exc:
+            logger.warning("account query failed: {}", exc)
+            return None, str(exc) or type(exc).__name__
+        return self.last_account, None
+
+    def working_entries(self) -> list[OrderView]:
+        """Our entries that may still fill: confirmed and not ended at the broker
+        (PENDING_SUBMIT included: its request may be at the broker)."""
+        return self._book.live_orders(side=Side.BUY, role=OrderRole.ENTRY)
 
     def day_window(self) -> tuple[datetime, datetime]:
         day = self._day.day
@@ -59,10 +78,30 @@ class RiskGate:
         return open_pnl(book.holdings, self.prices(list(book.holdings)))
 
     async def entry_context(
-        self, symbol: str, side: Side, trigger: Decimal, stop: Decimal, qty: Decimal
+        self,
+        symbol: str,
+        side: Side,
+        trigger: Decimal,
+        stop: Decimal,
+        qty: Decimal,
+        *,
+        fresh: bool = False,
     ) -> EntryContext:
-        account = await self.account()
+        """`fresh`: the account must be read now (a confirm), not the last snapshot."""
+        unknown: str | None = None
+        if fresh:
+            account, unknown = await self.fresh_account()
+        else:
+            account = await self.account()
+            if account is None:
+                unknown = "no account snapshot yet"
         book = self.day_book()
+        working = self.working_entries()
+        # Partly filled entries are counted by the book already (their first fill).
+        not_started = sum(1 for v in working if v.filled_qty == 0)
+        unfilled = sum(
+            (v.remaining_qty for v in working if v.symbol.upper() == symbol.upper()), ZERO
+        )
         machine = self._day.m
         info = machine.info
         return EntryContext(
@@ -86,13 +125,16 @@ class RiskGate:
             locked=bool(info.locked_reason) or machine.state is SessionState.LOCKED,
             safe_mode=machine.state is SessionState.SAFE_MODE,
             existing_position_qty=book.qty(symbol),
+            working_entries=not_started,
+            working_qty=unfilled,
+            account_unknown=unknown,
         )
 
     async def check_entry(
         self, symbol: str, side: Side, trigger: Decimal, stop: Decimal, qty: Decimal
     ) -> RiskDecision:
         decision = self.engine.check_entry(
-            await self.entry_context(symbol, side, trigger, stop, qty)
+            await self.entry_context(symbol, side, trigger, stop, qty, fresh=True)
         )
         if decision.must_lock and decision.lock_trigger is not None and decision.lock_reason:
             await self._day.lock(decision.lock_trigger, decision.lock_reason)

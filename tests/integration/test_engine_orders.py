@@ -6,7 +6,8 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
-from core.domain import OrderRole, OrderStatus
+from core.broker import RateLimited
+from core.domain import OrderRequest, OrderRole, OrderSnapshot, OrderStatus
 from core.drafts import ConfirmOutcome
 from core.events import OrderFilled
 from core.ledger import DraftStatus
@@ -58,7 +59,15 @@ async def test_ambiguous_submit_resolved_by_lookup_gives_one_order(tmp_path: Pat
 async def test_rate_limited_submit_never_reached_then_a_new_attempt(tmp_path: Path) -> None:
     kit = await engine_kit(tmp_path)
     draft_id = await _draft(kit)
-    kit.broker.faults.rate_limit_next(2)  # the risk check's account query, then the submit
+    original = kit.broker.submit
+
+    async def throttled(request: OrderRequest) -> OrderSnapshot:
+        kit.broker.submit = original  # type: ignore[method-assign]
+        raise RateLimited("429 too many requests (submit)", retry_after=1.0)
+
+    # Only the submit is throttled: an entry whose account query fails is refused before
+    # any send (tests/integration/test_engine_money_safety.py).
+    kit.broker.submit = throttled  # type: ignore[method-assign]
     result = await kit.engine.drafts.confirm(draft_id)
     assert result.outcome is ConfirmOutcome.NEVER_REACHED
     assert result.order is not None and result.order.status is OrderStatus.REJECTED
@@ -74,8 +83,15 @@ async def test_rate_limited_submit_never_reached_then_a_new_attempt(tmp_path: Pa
 async def test_unreachable_broker_leaves_the_intent_to_the_reconciler(tmp_path: Path) -> None:
     kit = await engine_kit(tmp_path)
     draft_id = await _draft(kit)
-    kit.broker.faults.unavailable(True)
+    original = kit.broker.submit
+
+    async def unreachable(request: OrderRequest) -> OrderSnapshot:
+        kit.broker.faults.unavailable(True)  # the submit's answer and the lookups are lost
+        return await original(request)
+
+    kit.broker.submit = unreachable  # type: ignore[method-assign]
     result = await kit.engine.drafts.confirm(draft_id)
+    kit.broker.submit = original  # type: ignore[method-assign]
     assert result.outcome is ConfirmOutcome.UNKNOWN
     assert kit.ledger_orders()[0].status is OrderStatus.PENDING_SUBMIT
     kit.broker.faults.unavailable(False)

@@ -1,0 +1,265 @@
+"""Regression tests for issue 12: money safety under interleavings.
+
+Each test reproduces one way the engine broke when tried from outside (slow sends,
+reconciles landing mid-flight, racing taps, restarts) and failed on the commit before its
+fix. The broker is SimBroker; a send made slow or a query made to fail is done by a thin
+wrapper around SimBroker's own method (the edge), never by patching the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from core.broker import BrokerUnavailable
+from core.domain import OrderRequest, OrderRole, OrderSnapshot, OrderStatus
+from core.drafts import ConfirmOutcome
+from core.ledger import DraftStatus
+from tests.kit.engine import EngineKit, engine_kit, risk_config
+
+D = Decimal
+
+
+def slow_submits(kit: EngineKit, seconds: float) -> None:
+    """Every submit takes `seconds` on the engine clock before it reaches SimBroker."""
+    original: Callable[[OrderRequest], Awaitable[OrderSnapshot]] = kit.broker.submit
+
+    async def slow(request: OrderRequest) -> OrderSnapshot:
+        await kit.clock.sleep(seconds)
+        return await original(request)
+
+    kit.broker.submit = slow  # type: ignore[method-assign]
+
+
+def lost_submits(kit: EngineKit, seconds: float) -> None:
+    """Every submit hangs `seconds` on the engine clock, then its answer is lost (a
+    timeout: the broker never got it, which the caller cannot know)."""
+
+    async def lost(request: OrderRequest) -> OrderSnapshot:
+        await kit.clock.sleep(seconds)
+        raise BrokerUnavailable(f"timeout after {seconds} s")
+
+    kit.broker.submit = lost  # type: ignore[method-assign]
+
+
+async def _draft(kit: EngineKit, trigger: str = "101", stop: str = "99", qty: int = 50) -> int:
+    review = await kit.engine.drafts.create_buy("AAPL", D(trigger), D(stop), qty=D(qty))
+    assert review.allowed, review.refusals
+    return review.draft_id
+
+
+async def _broker_orders(kit: EngineKit) -> list[OrderSnapshot]:
+    return await kit.broker.list_orders(open_only=False)
+
+
+async def test_a_reconcile_never_judges_an_intent_whose_send_is_in_flight(
+    tmp_path: Path,
+) -> None:
+    """Item 1: a send slower than unacknowledged_order_seconds, a reconcile meanwhile and
+    a second Confirm: still exactly one order at the broker."""
+    kit = await engine_kit(tmp_path)
+    draft_id = await _draft(kit)
+    slow_submits(kit, 40)
+    first = asyncio.get_running_loop().create_task(kit.engine.drafts.confirm(draft_id))
+    await kit.advance(20)  # older than the 15 s horizon; the send has not returned
+    assert not first.done()
+    report = await kit.engine.reconciler.run("periodic")
+    assert not any("never reached" in line for line in report.intents_resolved), report
+    with kit.ledger.unit_of_work(read_only=True) as uow:
+        assert uow.drafts.require(draft_id).status is DraftStatus.CONFIRMED
+    # A second tap waits for the first confirm's send (one confirm at a time per account).
+    second = asyncio.get_running_loop().create_task(kit.engine.drafts.confirm(draft_id))
+    await kit.advance(25)
+    result = await first
+    assert result.outcome is ConfirmOutcome.PLACED, result
+    assert (await second).outcome is ConfirmOutcome.ALREADY_CONFIRMED
+    assert len(await _broker_orders(kit)) == 1
+    await kit.engine.stop()
+
+
+async def test_an_intent_is_judged_only_after_its_send_ended_long_enough_ago(
+    tmp_path: Path,
+) -> None:
+    """Item 1: an ambiguous send (the answer lost) may still land: the horizon counts from
+    the end of the send, not from the intent's creation."""
+    kit = await engine_kit(tmp_path)
+    draft_id = await _draft(kit)
+    lost_submits(kit, 30)
+    task = asyncio.get_running_loop().create_task(kit.engine.drafts.confirm(draft_id))
+    await kit.advance(31)
+    result = await task
+    assert result.outcome is ConfirmOutcome.UNKNOWN, result
+    report = await kit.engine.reconciler.run(
+        "periodic"
+    )  # 31 s after the intent, 1 s after the send
+    assert report.intents_resolved == (), report
+    await kit.advance(16)
+    report = await kit.engine.reconciler.run("periodic")
+    assert any("never reached" in line for line in report.intents_resolved), report
+    await kit.engine.stop()
+
+
+async def test_working_entries_count_against_trades_per_day(tmp_path: Path) -> None:
+    """Item 2: confirmed drafts still working count as trades."""
+    kit = await engine_kit(tmp_path, risk=risk_config(max_trades_per_day=3))
+    drafts = [await _draft(kit, qty=10) for _ in range(5)]
+    results = [await kit.engine.drafts.confirm(d) for d in drafts]
+    placed = [r for r in results if r.outcome is ConfirmOutcome.PLACED]
+    assert len(placed) == 3, [r.message for r in results]
+    assert all(r.outcome is ConfirmOutcome.REFUSED_RISK for r in results[3:])
+    assert "trades today" in results[3].message
+    assert len(await _broker_orders(kit)) == 3
+    await kit.engine.stop()
+
+
+async def test_working_entries_count_against_position_size(tmp_path: Path) -> None:
+    """Item 2: five drafts of 50 @ 101 with a $12,000 position limit: only two work."""
+    kit = await engine_kit(
+        tmp_path, risk=risk_config(max_position_usd=D(12000), max_trades_per_day=10)
+    )
+    drafts = [await _draft(kit, qty=50) for _ in range(5)]
+    results = [await kit.engine.drafts.confirm(d) for d in drafts]
+    assert [r.outcome for r in results].count(ConfirmOutcome.PLACED) == 2
+    assert "above the $12,000" in results[2].message or "12,000" in results[2].message
+    await kit.bar("100.5", "101.5", "100.4", "101.2")
+    positions = {p.symbol: p.qty for p in await kit.broker.positions()}
+    assert positions["AAPL"] * D(101) <= D(12000)
+    await kit.engine.stop()
+
+
+async def test_concurrent_confirms_of_different_drafts_respect_the_limits(
+    tmp_path: Path,
+) -> None:
+    """Item 2/8: racing taps on different drafts are checked one after the other."""
+    kit = await engine_kit(tmp_path, risk=risk_config(max_trades_per_day=2))
+    drafts = [await _draft(kit, qty=10) for _ in range(4)]
+    results = await asyncio.gather(*(kit.engine.drafts.confirm(d) for d in drafts))
+    assert [r.outcome for r in results].count(ConfirmOutcome.PLACED) == 2
+    assert len(await _broker_orders(kit)) == 2
+    await kit.engine.stop()
+
+
+async def test_an_entry_whose_risk_cannot_be_checked_is_refused(tmp_path: Path) -> None:
+    """Item 17: the account query fails -> refused with the reason, nothing sent, even
+    when an older account snapshot is known."""
+    kit = await engine_kit(tmp_path)
+    draft_id = await _draft(kit)  # the review read the account once (a known snapshot)
+    original = kit.broker.account
+
+    async def failing() -> Any:
+        raise BrokerUnavailable("account query timed out")
+
+    kit.broker.account = failing  # type: ignore[method-assign]
+    result = await kit.engine.drafts.confirm(draft_id)
+    assert result.outcome is ConfirmOutcome.REFUSED_RISK, result
+    assert "risk cannot be checked" in result.message
+    assert await _broker_orders(kit) == []
+    kit.broker.account = original  # type: ignore[method-assign]
+    with kit.ledger.unit_of_work(read_only=True) as uow:
+        assert uow.drafts.require(draft_id).status is DraftStatus.PENDING
+    assert (await kit.engine.drafts.confirm(draft_id)).outcome is ConfirmOutcome.PLACED
+    await kit.engine.stop()
+
+
+async def test_a_confirm_in_flight_when_a_kill_starts_is_canceled_by_the_kill(
+    tmp_path: Path,
+) -> None:
+    """Item 8: a Confirm past its halted check before the kill: the kill waits for its
+    send and cancels it; "flat" means no working order at the broker either."""
+    kit = await engine_kit(tmp_path)
+    draft_id = await _draft(kit)
+    slow_submits(kit, 5)
+    confirm = asyncio.get_running_loop().create_task(kit.engine.drafts.confirm(draft_id))
+    await kit.advance(1)
+    kill = asyncio.get_running_loop().create_task(kit.engine.kill.execute("test"))
+    await kit.advance(30)
+    await confirm
+    report = await kill
+    open_orders = await kit.broker.list_orders(open_only=True)
+    assert open_orders == [], open_orders
+    assert report.all_flat
+    await kit.engine.stop()
+
+
+async def test_a_kill_report_is_not_flat_while_an_order_works_at_the_broker(
+    tmp_path: Path,
+) -> None:
+    """Item 8: the kill's verification looks at the broker's working orders too."""
+    kit = await engine_kit(tmp_path)
+    draft_id = await _draft(kit)
+    await kit.engine.drafts.confirm(draft_id)
+    original = kit.broker.cancel
+
+    async def ignored(broker_order_id: Any) -> None:
+        return None  # the broker never gets the cancel
+
+    kit.broker.cancel = ignored  # type: ignore[method-assign]
+    task = asyncio.get_running_loop().create_task(kit.engine.kill.execute("test"))
+    await kit.advance(60)
+    report = await task
+    assert not report.all_flat
+    assert kit.engine.ctx.halted, "a kill that is not flat keeps the account halted"
+    kit.broker.cancel = original  # type: ignore[method-assign]
+    await kit.engine.stop()
+
+
+async def test_a_kill_while_the_broker_is_down_retries_until_flat(tmp_path: Path) -> None:
+    """Item 9: not flat -> stays halted, retries when the broker is back, reports flat."""
+    kit = await engine_kit(tmp_path)
+    draft_id = await _draft(kit)
+    await kit.engine.drafts.confirm(draft_id)
+    await kit.bar("100.5", "101.5", "100.4", "101.2")
+    assert {p.symbol for p in await kit.broker.positions()} == {"AAPL"}
+    kit.broker.faults.unavailable(True)
+    task = asyncio.get_running_loop().create_task(kit.engine.kill.execute("test"))
+    await kit.advance(60)
+    report = await task
+    assert not report.all_flat
+    assert kit.engine.ctx.halted
+    draft2 = (await kit.engine.drafts.create_buy("AAPL", D("105"), D("103"), qty=D(5))).draft_id
+    refused = await kit.engine.drafts.confirm(draft2)
+    assert refused.outcome is ConfirmOutcome.REFUSED_RISK
+    kit.broker.faults.unavailable(False)
+    for _ in range(6):
+        await kit.engine.tick()
+        await kit.advance(10)
+    assert await kit.broker.positions() == []
+    assert await kit.broker.list_orders(open_only=True) == []
+    assert not kit.engine.ctx.halted
+    from core.events import KillCompleted
+
+    reports = kit.of_type(KillCompleted)
+    assert reports[-1].all_flat
+    assert not reports[0].all_flat
+    await kit.engine.stop()
+
+
+async def test_a_kill_not_flat_before_a_restart_is_retried_after_it(tmp_path: Path) -> None:
+    """Item 9: the halt and the retry survive a restart."""
+    kit = await engine_kit(tmp_path)
+    draft_id = await _draft(kit)
+    await kit.engine.drafts.confirm(draft_id)
+    await kit.bar("100.5", "101.5", "100.4", "101.2")
+    kit.broker.faults.unavailable(True)
+    task = asyncio.get_running_loop().create_task(kit.engine.kill.execute("test"))
+    await kit.advance(60)
+    assert not (await task).all_flat
+    kit.broker.faults.unavailable(False)
+    kit = await kit.restart()
+    for _ in range(6):
+        await kit.engine.tick()
+        await kit.advance(10)
+    assert await kit.broker.positions() == []
+    assert not kit.engine.ctx.halted
+    await kit.engine.stop()
+
+
+def _role_count(kit: EngineKit, role: OrderRole) -> int:
+    return sum(1 for o in kit.ledger_orders() if o.role is role)
+
+
+def _status(kit: EngineKit, cid_suffix: str) -> OrderStatus:
+    return next(o.status for o in kit.ledger_orders() if o.client_order_id.endswith(cid_suffix))
