@@ -73,6 +73,11 @@ class OrderTracker:
         # Sends in progress (client id -> calls awaiting the broker) and when the last
         # send of an id ended: a request can still land for a while after its call ended
         # (a timeout on our side is not a cancel on the broker's).
+        # A counter of applied changes, and the value at each order's last change: a
+        # reconcile notes it before querying the broker and skips the snapshots of orders
+        # that changed after that (their snapshot is older than what we know).
+        self.version = 0
+        self._changed_at: dict[str, int] = {}
         self._sending: dict[str, int] = {}
         self._send_ended: dict[str, datetime] = {}
         self.fill_hook: Callable[[UnitOfWork, OrderView], object | None] | None = None
@@ -267,8 +272,13 @@ class OrderTracker:
         fills: Sequence[Fill] = (),
         *,
         source: EventSource = EventSource.RECONCILE,
+        queried_at_version: int | None = None,
     ) -> list[TrackOutcome]:
-        """Bring the ledger to these broker snapshots (one unit of work for all)."""
+        """Bring the ledger to these broker snapshots (one unit of work for all).
+
+        `queried_at_version`: the tracker's `version` when the snapshots were queried; an
+        order changed since (a stream event, our own step) keeps what it has: the
+        snapshot predates it, and the next reconcile queries it again."""
         by_order: dict[str, list[Fill]] = {}
         for fill in fills:
             by_order.setdefault(fill.broker_order_id, []).append(fill)
@@ -276,6 +286,12 @@ class OrderTracker:
         staged: list[DomainEvent] = []
         with self.unit() as uow:
             for snapshot in snapshots:
+                if queried_at_version is not None and self._stale(snapshot, queried_at_version):
+                    logger.info(
+                        "{}: changed since the reconcile's query; its snapshot is not applied",
+                        snapshot.client_order_id,
+                    )
+                    continue
                 row, adopted = self._row_for(uow, snapshot, source)
                 if row is None:
                     continue
@@ -417,8 +433,14 @@ class OrderTracker:
             self._ctx.outbox.stage(uow, event)
         return events
 
+    def _stale(self, snapshot: OrderSnapshot, queried_at_version: int) -> bool:
+        return self._changed_at.get(snapshot.client_order_id, 0) > queried_at_version
+
     def _after_commit(self, outcome: TrackOutcome) -> None:
         cid = outcome.order.client_order_id
+        if outcome.transitions or outcome.new_fills or outcome.adopted:
+            self.version += 1
+            self._changed_at[cid] = self.version
         self._views[cid] = outcome.order
         self._models.settle(outcome.order)
         changed = self._changed.pop(cid, None)

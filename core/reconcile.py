@@ -45,6 +45,10 @@ from core.protection_book import ProtectionBook
 from core.session import SafeModeReason
 from core.trading_day import TradingDay
 
+# The risk event marking an account's first reconcile: what the broker held then was
+# learnt (adopted silently); every later unexplained difference is a mismatch.
+ACCOUNT_LEARNT = "account_learnt"
+
 React = Callable[[Sequence[TrackOutcome]], Awaitable[None]]
 
 
@@ -156,6 +160,10 @@ class Reconciler:
         ctx, broker = self._ctx, self._ctx.broker
         errors: list[str] = []
         since = self._since()
+        # Every await below lets stream events in: what changes after this mark is newer
+        # than the snapshots, which must not take it back (the broker wins, but only with
+        # news).
+        mark = self._tracker.version
         snapshots: dict[str, OrderSnapshot] = {}
         for snapshot in await broker.list_orders(open_only=False, since=since):
             snapshots[snapshot.broker_order_id] = snapshot
@@ -169,7 +177,9 @@ class Reconciler:
                 snapshots[broker_id] = await broker.get_order(BrokerOrderId(broker_id))
             except NotFound:
                 errors.append(f"order {broker_id} is in the ledger but unknown to the broker")
-        outcomes = await self._tracker.apply_snapshots(snapshots.values(), fills)
+        outcomes = await self._tracker.apply_snapshots(
+            snapshots.values(), fills, queried_at_version=mark
+        )
         await self._react(outcomes)
         resolved = await self._resolve_intents()
         self._book.link_missing()
@@ -279,9 +289,22 @@ class Reconciler:
         mismatches: list[str] = []
         adopted: list[str] = []
         with ctx.ledger.unit_of_work() as uow:
-            first_sight = not uow.positions.latest(
+            # First sight means the account's first reconcile ever (marked once, below),
+            # not "no position snapshot yet": a flat account writes none, and a position
+            # appearing on it later is exactly the unexplained change to stop on.
+            first_sight = not uow.risk_events.any_of_kind(
+                ctx.account.row_id, ACCOUNT_LEARNT
+            ) and not uow.positions.latest(  # a ledger from before the mark existed
                 ctx.account.row_id, PositionSource.BROKER, include_flat=True
             )
+            if first_sight:
+                uow.risk_events.record(
+                    ctx.account.row_id,
+                    ctx.today(),
+                    kind=ACCOUNT_LEARNT,
+                    blocking=False,
+                    detail={"positions": {p.symbol.upper(): str(p.qty) for p in positions}},
+                )
             for check in checks:
                 if check.agrees:
                     continue

@@ -263,3 +263,81 @@ def _role_count(kit: EngineKit, role: OrderRole) -> int:
 
 def _status(kit: EngineKit, cid_suffix: str) -> OrderStatus:
     return next(o.status for o in kit.ledger_orders() if o.client_order_id.endswith(cid_suffix))
+
+
+async def test_a_reconcile_never_applies_a_snapshot_older_than_a_stream_event(
+    tmp_path: Path,
+) -> None:
+    """Item 6: the entry fills on the stream while the reconcile is between its order
+    query and applying it: the ledger must not go back to ACCEPTED."""
+    kit = await engine_kit(tmp_path)
+    draft_id = await _draft(kit)
+    await kit.engine.drafts.confirm(draft_id)
+    original = kit.broker.fills_since
+
+    async def fill_meanwhile(since: Any) -> Any:
+        kit.broker.fills_since = original  # type: ignore[method-assign]
+        await kit.bar("100.5", "101.5", "100.4", "101.2")  # the stream reports the fill
+        assert _status(kit, "-en1") is OrderStatus.FILLED
+        return await original(since)
+
+    kit.broker.fills_since = fill_meanwhile  # type: ignore[method-assign]
+    await kit.engine.reconciler.run("periodic")
+    assert _status(kit, "-en1") is OrderStatus.FILLED
+    protections = [o for o in kit.ledger_orders() if o.role is OrderRole.PROTECTION]
+    assert protections and all(p.status is OrderStatus.ACCEPTED for p in protections)
+    report = await kit.engine.reconciler.run("periodic")
+    assert report.in_sync, report
+    await kit.engine.stop()
+
+
+async def test_a_position_appearing_on_an_always_flat_account_is_a_mismatch(
+    tmp_path: Path,
+) -> None:
+    """Item 14: the first reconcile learns the account; a position that appears later on
+    an account that was always flat is unexplained: SAFE MODE, not "in sync"."""
+    from core.session import SessionState
+
+    kit = await engine_kit(tmp_path)
+    first = await kit.engine.reconciler.run("periodic")
+    assert first.in_sync and first.positions == ()
+    kit.broker.seed_position("AAPL", D(10), D("150.25"))
+    report = await kit.engine.reconciler.run("periodic")
+    assert not report.in_sync, report
+    assert report.mismatches
+    assert kit.engine.day.state is SessionState.SAFE_MODE
+    await kit.engine.stop()
+
+
+async def test_a_position_appearing_between_runs_on_a_flat_account_is_a_mismatch(
+    tmp_path: Path,
+) -> None:
+    """Item 14: the same across a restart."""
+    from core.session import SessionState
+
+    kit = await engine_kit(tmp_path)
+    kit.broker.seed_position("AAPL", D(10), D("150.25"))
+    kit = await kit.restart()
+    assert kit.engine.reconciler.last is not None
+    assert not kit.engine.reconciler.last.in_sync
+    assert kit.engine.day.state is SessionState.SAFE_MODE
+    await kit.engine.stop()
+
+
+async def test_the_first_reconcile_of_a_new_account_adopts_silently_at_the_broker_price(
+    tmp_path: Path,
+) -> None:
+    """Item 14: a brand-new account with a position: adopted (first sight), in sync, and
+    the adoption carries the broker's average price."""
+    from core.book import ADOPTED
+
+    kit = await engine_kit(tmp_path, seed={"AAPL": (D(10), D("150.25"))})
+    assert kit.engine.reconciler.last is not None and kit.engine.reconciler.last.in_sync
+    with kit.ledger.unit_of_work(read_only=True) as uow:
+        rows = [
+            r
+            for r in uow.risk_events.for_day(kit.engine.ctx.account.row_id, kit.engine.ctx.today())
+            if r.kind == ADOPTED
+        ]
+    assert rows and D(str(rows[0].detail["price"])) == D("150.25")
+    await kit.engine.stop()

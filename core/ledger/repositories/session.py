@@ -176,6 +176,15 @@ class RiskEventRepository(Repository[RiskEventRow]):
             )
         )
 
+    def any_of_kind(self, account_id: int, kind: str) -> bool:
+        """Whether the account ever recorded an event of this kind (any day)."""
+        stmt = (
+            select(RiskEventRow.id)
+            .where(RiskEventRow.account_id == account_id, RiskEventRow.kind == kind)
+            .limit(1)
+        )
+        return self._session.scalars(stmt).first() is not None
+
     def for_day(
         self, account_id: int, session_date: date, *, blocking_only: bool = False
     ) -> Sequence[RiskEventRow]:
