@@ -10,19 +10,35 @@ file URL is derived from it, so the same bot runs against Telegram or the local 
 unchanged. Polling drops the updates queued while the bot was offline: a command typed
 an hour ago ("/buy ...", a [Confirm] tap) must not act now. Sends go through
 AIORateLimiter (Telegram's flood limits; RetryAfter is waited out and retried).
+
+Updates are handled concurrently (`KillFirstProcessor`): a Confirm can sit minutes in a
+failing broker's retries, and a /kill tapped meanwhile must not queue behind it. Ordinary
+updates share ORDINARY_UPDATES slots; /kill and its buttons never wait for one of those.
+Handlers therefore never assume they run alone: every in-flight guard checks and claims
+in one step with no await in between (see bot/context.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any, cast
 
 from loguru import logger
 from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application, ContextTypes, Defaults, TypeHandler
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    BaseUpdateProcessor,
+    ContextTypes,
+    Defaults,
+    TypeHandler,
+)
 
 from bot.access import AccessPolicy, gate
+from bot.callbacks import Action, CallbackError, decode
 from bot.context import BotData, CentaurApp, CentaurContext, Deps, UserData
 from bot.handlers import register_all
 from bot.handlers.cards import CardDesk
@@ -37,6 +53,61 @@ from core.settings import TELEGRAM_DEFAULT_API_BASE_URL, Settings
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 RATE_LIMIT_RETRIES = 3
+# Ordinary updates in flight at once. Each may hold a broker call, so the number is kept
+# small; more wait in order for a free slot.
+ORDINARY_UPDATES = 16
+# The library's own bound on everything in flight (its default for "concurrent"). Kill
+# updates count only against this one, so they find a slot while ORDINARY_UPDATES are busy.
+ALL_UPDATES = 256
+KILL_ACTIONS = frozenset({Action.KILL_PREVIEWED, Action.KILL_SURE, Action.KILL_ABORT})
+
+
+def is_kill(update: object) -> bool:
+    """/kill, the menu's Kill button, or one of the kill card's buttons."""
+    if not isinstance(update, Update):
+        return False
+    message = update.message
+    if message is not None and message.text:
+        word = message.text.split(maxsplit=1)[0] if message.text.strip() else ""
+        return word.split("@", 1)[0].lower() == "/kill"
+    query = update.callback_query
+    if query is None:
+        return False
+    try:
+        callback = decode(query.data)
+    except CallbackError:
+        return False
+    if callback.action is Action.MENU:
+        return callback.args == ("kill",)
+    return callback.action in KILL_ACTIONS
+
+
+class KillFirstProcessor(BaseUpdateProcessor):
+    """Concurrent updates, with /kill never queued behind slow ordinary ones.
+
+    The base class bounds all updates (`ALL_UPDATES`); ordinary updates also take one of
+    `ordinary` slots, kill updates do not. Strangers' updates are ordinary: the access
+    gate drops them at once, so they hold a slot only for that moment.
+    """
+
+    def __init__(self, ordinary: int = ORDINARY_UPDATES, total: int = ALL_UPDATES) -> None:
+        if not 0 < ordinary < total:
+            raise ValueError(f"need 0 < ordinary ({ordinary}) < total ({total})")
+        super().__init__(total)
+        self._ordinary = asyncio.Semaphore(ordinary)
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        if is_kill(update):
+            await coroutine
+            return
+        async with self._ordinary:
+            await coroutine
+
+    async def initialize(self) -> None:
+        """Nothing to allocate: the semaphore is made with the processor."""
+
+    async def shutdown(self) -> None:
+        """Nothing to free: updates in flight are awaited by the Application itself."""
 
 
 def file_base_url(api_base_url: str) -> str:
@@ -73,6 +144,7 @@ def build_application(
         .base_url(api_url)
         .base_file_url(file_base_url(api_url))
         .context_types(context_types)
+        .concurrent_updates(KillFirstProcessor())
         .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
         .defaults(
             Defaults(
@@ -155,8 +227,11 @@ def run_bot(app: CentaurApp) -> None:
 
 __all__ = [
     "ALLOWED_UPDATES",
+    "ORDINARY_UPDATES",
+    "KillFirstProcessor",
     "build_application",
     "file_base_url",
+    "is_kill",
     "run_bot",
     "start_bot",
     "stop_bot",
