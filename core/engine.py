@@ -269,7 +269,13 @@ class TradingEngine:
         await self.risk.watch_loss()
 
     async def _auto_flatten(self, symbol: str, reason: str) -> object:
-        """The ladder's last rung (called with the symbol's lock held)."""
+        """The ladder's last rung (called with the symbol's lock held). The symbol's working
+        orders are canceled (confirmed) first: a buy remainder would make the sell a wash
+        trade, and an open sell reserves the shares."""
+        for order in self.book.live_orders(symbol):
+            await self.placer.cancel_and_confirm(
+                order, self.ctx.sessions.cancel_confirm_timeout_seconds
+            )
         try:
             positions = {p.symbol.upper(): p for p in await self.ctx.broker.positions()}
         except BrokerError as exc:

@@ -26,7 +26,7 @@ import asyncio
 from loguru import logger
 
 from core.capabilities import check
-from core.domain import OrderRole, OrderStatus
+from core.domain import OrderRole, OrderStatus, Side
 from core.engine_context import EngineContext
 from core.ids import Purpose, order_scope, prefix
 from core.ledger import ProtectionStatus, UnitOfWork
@@ -107,7 +107,11 @@ class ProtectionManager(ProtectionLadder):
                 return
 
     async def _settle_partial(self, entry: OrderView) -> OrderView:
-        wait = self._ctx.protection.partial_fill_wait_seconds
+        # The wait runs from the entry's first fill, so a task resumed after a restart
+        # waits only what is left of it.
+        wait = max(
+            self._ctx.protection.partial_fill_wait_seconds - self._since_first_fill(entry), 0.0
+        )
         cid = entry.client_order_id
         view = await self._tracker.wait_for(cid, lambda v: v.is_terminal, wait)
         if view.is_terminal:
@@ -125,6 +129,32 @@ class ProtectionManager(ProtectionLadder):
         if not view.is_terminal:
             logger.warning("{}: the remainder's cancel is not confirmed; protecting anyway", cid)
         return view
+
+    def _since_first_fill(self, entry: OrderView) -> float:
+        with self._ctx.ledger.unit_of_work(read_only=True) as uow:
+            fills = uow.fills.for_order(entry.id)
+        if not fills:
+            return 0.0
+        return max((self._ctx.now() - fills[0].at).total_seconds(), 0.0)
+
+    def _resume_partial_entries(self, symbol: str) -> bool:
+        """Entries of `symbol` with fills and a buy remainder still working, and no task
+        (a restart during the partial-fill wait): resume their task, which waits what is
+        left of the wait, cancels the remainder and protects the total. True if any: a
+        sell now would be a wash trade against the working buy."""
+        resumed = False
+        for entry in self.book.live_orders(symbol, side=Side.BUY, role=OrderRole.ENTRY):
+            if entry.filled_qty <= 0:
+                continue
+            resumed = True
+            running = self._entry_tasks.get(entry.id)
+            if running is None or running.done():
+                logger.info("{}: resuming its partial-fill wait", entry.client_order_id)
+                self._entry_ids[entry.id] = entry.client_order_id
+                self._entry_tasks[entry.id] = self._ctx.spawn(
+                    self._entry_task(entry), name=f"protect-{entry.client_order_id}"
+                )
+        return resumed
 
     async def protect_entry(
         self, entry_id: int, symbol: str | None = None
@@ -200,6 +230,8 @@ class ProtectionManager(ProtectionLadder):
         async with self._ctx.locks(symbol):
             if self._ctx.halted or self.entry_task_running(symbol):
                 return []
+            if self._resume_partial_entries(symbol):
+                return []  # the resumed task protects once the remainder is settled
             results: list[ProtectionResult] = []
             for entry in self.book.entries_with_fills(symbol):
                 result = await self._protect_entry_locked(entry.id)

@@ -341,3 +341,60 @@ async def test_the_first_reconcile_of_a_new_account_adopts_silently_at_the_broke
         ]
     assert rows and D(str(rows[0].detail["price"])) == D("150.25")
     await kit.engine.stop()
+
+
+async def _open_sells(kit: EngineKit) -> list[OrderSnapshot]:
+    from core.domain import Side
+
+    return [o for o in await kit.broker.list_orders(open_only=True) if o.side is Side.SELL]
+
+
+async def test_a_restart_during_the_partial_fill_wait_resumes_it_and_protects(
+    tmp_path: Path,
+) -> None:
+    """Item 3: after a restart mid-wait, the buy remainder is canceled (confirmed) and the
+    filled shares protected; no sell is sent while the remainder works (a wash trade)."""
+    from brokers.sim.config import PartialFills
+    from core.events import PositionUnprotected, ProtectionFailed
+
+    kit = await engine_kit(tmp_path, sim={"partial_fills": PartialFills(chunks=(D(20),))})
+    draft_id = await _draft(kit)
+    await kit.engine.drafts.confirm(draft_id)
+    await kit.bar("100.5", "101.5", "100.4", "101.2")
+    assert kit.ledger_orders()[0].filled_qty == D(20)
+    await kit.advance(5)
+    kit = await kit.restart()
+    rejected = [o for o in kit.ledger_orders() if o.status is OrderStatus.REJECTED]
+    assert rejected == [], [o.reject_reason for o in rejected]
+    await kit.advance(20)
+    entry = kit.ledger_orders()[0]
+    assert entry.status is OrderStatus.CANCELED and entry.filled_qty == D(20)
+    sells = await _open_sells(kit)
+    assert sum((s.qty for s in sells), D(0)) == D(20)
+    await kit.engine.reconciler.run("periodic")
+    rejected = [o for o in kit.ledger_orders() if o.status is OrderStatus.REJECTED]
+    assert rejected == [], [o.reject_reason for o in rejected]
+    assert kit.of_type(PositionUnprotected) == [] and kit.of_type(ProtectionFailed) == []
+    await kit.engine.stop()
+
+
+async def test_auto_flatten_cancels_the_working_buy_before_selling(tmp_path: Path) -> None:
+    """Item 3: the ladder's last rung flattens; a buy remainder still working would make the
+    sell a wash trade: it is canceled first."""
+    from brokers.sim.config import PartialFills
+    from tests.kit.engine import protection_config
+
+    kit = await engine_kit(
+        tmp_path,
+        sim={"partial_fills": PartialFills(chunks=(D(20),))},
+        protection=protection_config(auto_flatten_when_unprotected=True),
+    )
+    draft_id = await _draft(kit)
+    await kit.engine.drafts.confirm(draft_id)
+    await kit.bar("100.5", "101.5", "100.4", "101.2")
+    async with kit.engine.ctx.locks("AAPL"):  # the ladder calls it with the lock held
+        await kit.engine._auto_flatten("AAPL", "test")
+    await kit.advance(10)
+    assert await kit.broker.positions() == []
+    assert await kit.broker.list_orders(open_only=True) == []
+    await kit.engine.stop()
