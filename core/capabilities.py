@@ -64,6 +64,10 @@ class CapabilityMatrix:
     fractional_reason: str
     has_overnight_venue: bool
     notes: tuple[str, ...] = field(default=())
+    # The broker refuses an order against an open order of the other side in the same
+    # symbol (Alpaca: "potential wash trade detected"): a stop-buy while the position's
+    # protective sell works is refused, so it is refused on the draft card instead.
+    refuses_opposite_side: bool = False
 
     def cell(self, order_type: OrderType, tif: TimeInForce, venue: Venue) -> Capability:
         found = self.cells.get((order_type, tif, venue))
@@ -158,6 +162,7 @@ ALPACA = CapabilityMatrix(
     fractional_reason="fractional quantities are only accepted with time in force day",
     has_overnight_venue=True,
     notes=("orders placed while the market is closed wait as `accepted`",),
+    refuses_opposite_side=True,
 )
 
 IBKR = CapabilityMatrix(
@@ -177,6 +182,7 @@ SIM = CapabilityMatrix(
     fractional_reason=ALPACA.fractional_reason,
     has_overnight_venue=True,
     notes=ALPACA.notes,
+    refuses_opposite_side=ALPACA.refuses_opposite_side,
 )
 
 MATRICES: Mapping[str, CapabilityMatrix] = MappingProxyType(

@@ -58,6 +58,7 @@ class RiskCode(StrEnum):
     BUYING_POWER = "buying_power"
     SPREAD = "spread"
     ACCOUNT_UNKNOWN = "account_unknown"
+    OPPOSITE_SIDE_OPEN = "opposite_side_open"
     # warnings (never block)
     EVENT_TODAY = "event_today"
     RISK_ABOVE_DEFAULT = "risk_above_default"
@@ -100,6 +101,9 @@ class EntryContext:
     spread_bps: Decimal | None = None
     # Why the broker's account (equity, buying power) is not known now; None: it is.
     account_unknown: str | None = None
+    # A sell of this symbol working at a broker that refuses opposite-side orders
+    # (described, e.g. "the protection of 50 shares"); None: nothing in the way.
+    opposite_side_open: str | None = None
 
     def __post_init__(self) -> None:
         for moment in (self.now, self.opening_window_end, self.entry_cutoff):
@@ -358,6 +362,15 @@ class RiskEngine:
                     RiskCode.ACCOUNT_UNKNOWN,
                     "risk cannot be checked: the broker's account is unknown "
                     f"({ctx.account_unknown})",
+                )
+            )
+        if ctx.opposite_side_open is not None:
+            out.append(
+                RiskReason(
+                    RiskCode.OPPOSITE_SIDE_OPEN,
+                    f"{ctx.symbol} has {ctx.opposite_side_open} working: the broker refuses a "
+                    "stop-buy against it as a wash trade (adding to a position is not "
+                    "supported: /close or /sell it first)",
                 )
             )
         if ctx.side is not Side.BUY:

@@ -97,6 +97,7 @@ class RiskGate:
                 unknown = "no account snapshot yet"
         book = self.day_book()
         working = self.working_entries()
+        opposite = self._opposite_side_open(symbol, side)
         # Partly filled entries are counted by the book already (their first fill).
         not_started = sum(1 for v in working if v.filled_qty == 0)
         unfilled = sum(
@@ -128,7 +129,20 @@ class RiskGate:
             working_entries=not_started,
             working_qty=unfilled,
             account_unknown=unknown,
+            opposite_side_open=opposite,
         )
+
+    def _opposite_side_open(self, symbol: str, side: Side) -> str | None:
+        if not self._ctx.broker.capabilities.refuses_opposite_side:
+            return None
+        other = Side.SELL if side is Side.BUY else Side.BUY
+        live = self._book.live_orders(symbol.upper(), side=other)
+        if not live:
+            return None
+        qty = sum((v.remaining_qty for v in live), ZERO)
+        if all(v.role is OrderRole.PROTECTION for v in live):
+            return f"the protection of {qty.normalize():f} shares"
+        return f"{len(live)} {other} order(s) for {qty.normalize():f} shares"
 
     async def check_entry(
         self, symbol: str, side: Side, trigger: Decimal, stop: Decimal, qty: Decimal

@@ -398,3 +398,24 @@ async def test_auto_flatten_cancels_the_working_buy_before_selling(tmp_path: Pat
     assert await kit.broker.positions() == []
     assert await kit.broker.list_orders(open_only=True) == []
     await kit.engine.stop()
+
+
+async def test_a_stop_buy_is_refused_on_the_card_while_a_protective_sell_works(
+    tmp_path: Path,
+) -> None:
+    """Item 15: Alpaca (and SimBroker, its rules) refuse a stop-buy against an open sell of
+    the symbol as a wash trade: the card says so and nothing is sent."""
+    kit = await engine_kit(tmp_path)
+    first = await _draft(kit)
+    await kit.engine.drafts.confirm(first)
+    await kit.bar("100.5", "101.5", "100.4", "101.2")
+    assert len(await _open_sells(kit)) == 1  # the protection
+    review = await kit.engine.drafts.create_buy("AAPL", D("103"), D("101"), qty=D(10))
+    assert not review.allowed
+    assert any("wash trade" in r.message for r in review.refusals), review.refusals
+    result = await kit.engine.drafts.confirm(review.draft_id)
+    assert result.outcome is ConfirmOutcome.REFUSED_RISK
+    assert "wash trade" in result.message
+    buys = [o for o in await kit.broker.list_orders(open_only=False) if o.side.value == "buy"]
+    assert len(buys) == 1
+    await kit.engine.stop()
