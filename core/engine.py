@@ -111,7 +111,7 @@ class TradingEngine:
         self.risk = RiskGate(ctx, self.day, self.book)
         self.drafts = Drafts(ctx, self.tracker, self.placer, self.day, self.risk, self.edits)
         self.reconciler = Reconciler(
-            ctx, self.tracker, self.protection, self.book, self.day, self.react
+            ctx, self.tracker, self.protection, self.book, self.day, self.react, self.placer
         )
         self.kill = KillSwitch(ctx, self.tracker, self.placer, self.book, self.flattener)
         self._stream: AsyncIterator[BrokerEvent] | None = None

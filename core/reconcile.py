@@ -39,7 +39,8 @@ from core.engine_context import EngineContext
 from core.events import JsonValue, ReconcileCompleted
 from core.ledger import DraftStatus, PositionSource, ProtectionStatus
 from core.order_tracker import NEVER_REACHED, OrderTracker
-from core.order_views import TrackOutcome
+from core.order_views import OrderView, TrackOutcome
+from core.placement import Placer
 from core.protection import ProtectionManager
 from core.protection_book import ProtectionBook
 from core.session import SafeModeReason
@@ -107,9 +108,11 @@ class Reconciler:
         book: ProtectionBook,
         day: TradingDay,
         react: React,
+        placer: Placer,
     ) -> None:
         self._ctx = ctx
         self._tracker = tracker
+        self._placer = placer
         self._protection = protection
         self._book = book
         self._day = day
@@ -203,6 +206,7 @@ class Reconciler:
                 "ledger and broker disagree: " + "; ".join(mismatches),
             )
         orphans = await self._cancel_orphans(positions)
+        orphans += await self._shrink_protection(positions)
         protected: list[str] = []
         for symbol in sorted(longs):
             if self._book.symbol_uncovered(symbol) > 0:
@@ -330,6 +334,40 @@ class Reconciler:
             uow.positions.record_all(ctx.account.row_id, positions, PositionSource.BROKER)
             uow.commit()
         return mismatches, adopted
+
+    async def _shrink_protection(self, positions: Sequence[Position]) -> list[str]:
+        """Protection larger than the position it protects (shares sold outside Centaur; at
+        IBKR sells reserve nothing): when it triggers it would sell short. Cancel it,
+        confirmed, and the protection pass below protects what is held."""
+        held = {p.symbol.upper(): p.qty for p in positions if p.qty > 0}
+        out: list[str] = []
+        sells = self._book.live_orders(side=Side.SELL, role=OrderRole.PROTECTION)
+        by_symbol: dict[str, list[OrderView]] = {}
+        for view in sells:
+            if view.symbol.upper() in held:
+                by_symbol.setdefault(view.symbol.upper(), []).append(view)
+        for symbol, views in sorted(by_symbol.items()):
+            if any(self._child_waiting(v) for v in views):
+                continue  # an attached child sized to an entry that may still fill
+            total = sum((v.remaining_qty for v in views), Decimal(0))
+            if total <= held[symbol]:
+                continue
+            async with self._ctx.locks(symbol):
+                for view in views:
+                    await self._placer.cancel_and_confirm(
+                        view, self._ctx.sessions.cancel_confirm_timeout_seconds
+                    )
+            logger.warning(
+                "{}: protection for {} > position {}: re-sized", symbol, total, held[symbol]
+            )
+            out.append(f"{symbol}: protection {total} > position {held[symbol]}: re-sized")
+        return out
+
+    def _child_waiting(self, view: OrderView) -> bool:
+        if view.parent_order_id is None:
+            return False
+        parent = self._book.order_by_id(view.parent_order_id)
+        return parent is not None and not parent.status.is_terminal
 
     async def _cancel_orphans(self, positions: Sequence[Position]) -> list[str]:
         held = {p.symbol.upper() for p in positions if p.qty > 0}

@@ -419,3 +419,21 @@ async def test_a_stop_buy_is_refused_on_the_card_while_a_protective_sell_works(
     buys = [o for o in await kit.broker.list_orders(open_only=False) if o.side.value == "buy"]
     assert len(buys) == 1
     await kit.engine.stop()
+
+
+async def test_protection_is_resized_when_the_position_shrinks(tmp_path: Path) -> None:
+    """Item 5: an outside sale of 20 of 50 shares (possible at IBKR, where sells do not
+    reserve shares): the 50-share stop would leave the account 20 short when it triggers.
+    The reconcile re-sizes the protection to the position."""
+    kit = await engine_kit(tmp_path)
+    draft_id = await _draft(kit)
+    await kit.engine.drafts.confirm(draft_id)
+    await kit.bar("100.5", "101.5", "100.4", "101.2")
+    (sell,) = await _open_sells(kit)
+    assert sell.qty == D(50)
+    kit.broker.seed_position("AAPL", D(30), D(101))  # 20 sold outside Centaur
+    await kit.engine.reconciler.run("periodic")
+    await kit.advance(15)
+    sells = await _open_sells(kit)
+    assert sum((s.qty for s in sells), D(0)) == D(30), sells
+    await kit.engine.stop()
