@@ -120,6 +120,7 @@ class TradingEngine:
         self._last_bar_at: datetime | None = None
         self._next_reconcile: datetime | None = None
         self.unacked_active = False
+        self._trigger_check_pending = False
         # Set by the broker's supervision (the composition root wires it): down too long.
         self.broker_unreachable = False
 
@@ -326,6 +327,34 @@ class TradingEngine:
         if isinstance(self.market, BarMemory):
             self.market.add(bar)
         self._last_bar_at = self.ctx.now()
+        self._watch_triggers(bar)
+
+    def _watch_triggers(self, bar: Bar) -> None:
+        """A working stop-buy whose trigger this bar crossed has probably filled: if its
+        fill is not in the ledger shortly after (a lost or late stream event), ask the
+        broker now rather than leave the shares unprotected until the periodic reconcile."""
+        crossed = [
+            v
+            for v in self.book.live_orders(bar.symbol, side=Side.BUY, role=OrderRole.ENTRY)
+            if v.stop_price is not None and bar.high >= v.stop_price and v.filled_qty < v.qty
+        ]
+        if crossed and not self._trigger_check_pending:
+            self._trigger_check_pending = True
+            self.ctx.spawn(
+                self._check_crossed([v.client_order_id for v in crossed]),
+                name=f"{self.name}-trigger-check",
+            )
+
+    async def _check_crossed(self, client_order_ids: list[str]) -> None:
+        ctx = self.ctx
+        try:
+            # The stream usually reports the fill with the bar: give it a moment first.
+            await ctx.clock.sleep(ctx.options.trigger_check_delay_seconds)
+            views = [self.tracker.view(cid) for cid in client_order_ids]
+            if any(v is not None and not v.is_terminal and v.filled_qty < v.qty for v in views):
+                await self.reconciler.run("entry trigger crossed, fill not seen")
+        finally:
+            self._trigger_check_pending = False
 
     def stale_for(self) -> float | None:
         """Seconds without a bar during regular hours, or None outside them."""

@@ -42,6 +42,9 @@ class EngineOptions:
     resubscribe_delay_seconds: float = 2.0
     # A sell limit this far through the last price counts as marketable (outside RTH).
     marketable_limit_pct: str = "0.5"
+    # A bar crossed a working stop-buy's trigger: if its fill is not seen this long after,
+    # the broker is asked (a lost fill event is protected within one bar).
+    trigger_check_delay_seconds: float = 2.0
     # A kill that ended not flat keeps the account halted and runs again this often.
     kill_retry_seconds: float = 15.0
     # Brokers that hold a child order (IBKR): place the trailing stop WITH the entry, so a

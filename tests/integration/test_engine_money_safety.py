@@ -437,3 +437,19 @@ async def test_protection_is_resized_when_the_position_shrinks(tmp_path: Path) -
     sells = await _open_sells(kit)
     assert sum((s.qty for s in sells), D(0)) == D(30), sells
     await kit.engine.stop()
+
+
+async def test_a_lost_fill_event_is_protected_within_one_bar(tmp_path: Path) -> None:
+    """Item 16: the stream's fill event is lost; the bar that crosses the working entry's
+    trigger makes the engine ask the broker at once, well before the periodic reconcile."""
+    kit = await engine_kit(tmp_path)
+    draft_id = await _draft(kit)
+    await kit.engine.drafts.confirm(draft_id)
+    await kit.engine.reconciler.run("periodic")  # the next periodic one is 60 s away
+    kit.broker.faults.drop_next_events(1)  # the fill event
+    await kit.bar("100.5", "101.5", "100.4", "101.2")
+    assert (await kit.broker.positions())[0].qty == D(50)
+    await kit.advance(5)
+    sells = await _open_sells(kit)
+    assert sum((s.qty for s in sells), D(0)) == D(50), kit.ledger_orders()
+    await kit.engine.stop()

@@ -253,3 +253,22 @@ def test_protection_links(ledger: Ledger, account: AccountRow) -> None:
         assert len(uow.protection_links.active_for_account(account.id)) == 1
         (old,) = uow.protection_links.for_protection_order(trail.id)
         assert old.status is ProtectionStatus.SUPERSEDED
+
+
+def test_linking_the_same_pair_twice_keeps_one_link(ledger: Ledger, account: AccountRow) -> None:
+    """The reconciler's link_missing and the protection path can both link one pair (a
+    reconcile landing between the protection's ack and its announcement): no error."""
+    entry = _entry(ledger, account, "c-1")
+    with ledger.unit_of_work() as uow:
+        trail = uow.orders.record_intent(
+            _request("c-1-p1", side=Side.SELL), account_id=account.id, role=OrderRole.PROTECTION
+        )
+        uow.commit()
+    for _ in range(2):
+        with ledger.unit_of_work() as uow:
+            uow.protection_links.link(
+                entry.id, trail.id, protected_qty=Decimal("10"), kind=ProtectionKind.TRAILING
+            )
+            uow.commit()
+    with ledger.unit_of_work(read_only=True) as uow:
+        assert len(uow.protection_links.for_protection_order(trail.id)) == 1

@@ -289,6 +289,16 @@ class ProtectionLinkRepository(Repository[ProtectionLinkRow]):
         kind: ProtectionKind,
         at: datetime | None = None,
     ) -> ProtectionLinkRow:
+        """Link an entry to its protection; linking the same pair again returns the link
+        (the reconciler's `link_missing` and the protection path can both get there)."""
+        existing = self._session.scalars(
+            select(ProtectionLinkRow).where(
+                ProtectionLinkRow.entry_order_id == entry_order_id,
+                ProtectionLinkRow.protection_order_id == protection_order_id,
+            )
+        ).first()
+        if existing is not None:
+            return existing
         moment = self._at(at)
         return self.add(
             ProtectionLinkRow(
