@@ -22,6 +22,7 @@ they are placed, and an alert says the position is unprotected until then.
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 from loguru import logger
 
@@ -56,6 +57,7 @@ class ProtectionManager(ProtectionLadder):
         super().__init__(ctx, tracker, placer, book, flatten)
         self._entry_tasks: dict[int, asyncio.Task[object]] = {}
         self._entry_ids: dict[int, str] = {}  # entry order id -> client order id
+        self._fractions: dict[str, Decimal] = {}  # unprotected fraction already said
 
     # --- hooks ---------------------------------------------------------------------------
 
@@ -237,11 +239,32 @@ class ProtectionManager(ProtectionLadder):
                 result = await self._protect_entry_locked(entry.id)
                 if result is not None:
                     results.append(result)
-            qty = whole_shares(self.book.symbol_uncovered(symbol))
+            uncovered = self.book.symbol_uncovered(symbol)
+            qty = whole_shares(uncovered)
             if qty > 0:
                 logger.info("{}: {} shares without protection ({})", symbol, qty, reason)
                 results.append(await self.ladder(symbol, qty, entry=None))
+            await self._say_fraction(symbol, uncovered - qty)
             return results
+
+    async def _say_fraction(self, symbol: str, fraction: Decimal) -> None:
+        """A fractional share cannot be protected (fractions only with DAY orders, and the
+        protection is GTC): say so once per fraction, never floor it away silently."""
+        key = symbol.upper()
+        if fraction <= 0:
+            self._fractions.pop(key, None)
+            return
+        if self._fractions.get(key) == fraction:
+            return
+        self._fractions[key] = fraction
+        await self.announce.unprotected(
+            symbol,
+            fraction,
+            f"a fraction of a share ({fraction.normalize():f}) cannot carry a broker-side "
+            "stop (fractional orders are DAY only; the protection is GTC): [Flatten "
+            f"{key}] sells it with the rest",
+            False,
+        )
 
     # --- link upkeep ---------------------------------------------------------------------
 

@@ -453,3 +453,21 @@ async def test_a_lost_fill_event_is_protected_within_one_bar(tmp_path: Path) -> 
     sells = await _open_sells(kit)
     assert sum((s.qty for s in sells), D(0)) == D(50), kit.ledger_orders()
     await kit.engine.stop()
+
+
+async def test_a_fractional_remainder_left_out_of_protection_is_alerted_once(
+    tmp_path: Path,
+) -> None:
+    """Item 13: whole shares are protected (a GTC stop takes no fractions); the fraction
+    left unprotected is said once, not silently floored away."""
+    from core.events import PositionUnprotected
+
+    kit = await engine_kit(tmp_path, seed={"AAPL": (D("10.5"), D("100"))})
+    sells = await _open_sells(kit)
+    assert sum((s.qty for s in sells), D(0)) == D(10)
+    alerts = [a for a in kit.of_type(PositionUnprotected) if a.symbol == "AAPL"]
+    assert len(alerts) == 1 and alerts[0].qty == D("0.5"), alerts
+    assert "fraction" in alerts[0].reason
+    await kit.engine.reconciler.run("periodic")
+    assert len([a for a in kit.of_type(PositionUnprotected) if a.symbol == "AAPL"]) == 1
+    await kit.engine.stop()
