@@ -4,10 +4,11 @@ When the broker can attach a trailing-stop child to an entry (`AttachedProtectio
 structurally the IBKR adapter's `SupportsAttachedProtection`: core never imports an
 adapter), confirming a buy draft
 1. writes BOTH intents in the confirm's unit of work: the entry (role ENTRY) and the child
-   (role PROTECTION, a GTC trailing-stop SELL of the draft's qty, its trail asked of the
-   trail policy exactly as the post-fill path asks it), links them in `protection_links`
-   (kind ATTACHED), and the caller commits; the child's client id is the entry's draft
-   scope with purpose `at` and the SAME attempt number as the entry (deterministic);
+   (role PROTECTION, a GTC trailing-stop SELL of the draft's qty, its trail the one
+   frozen on the draft, as the post-fill path uses it: docs/one-stop.md), links them in
+   `protection_links` (kind ATTACHED), and the caller commits; the child's client id is
+   the entry's draft scope with purpose `at` and the SAME attempt number as the entry
+   (deterministic);
 2. then calls `submit_with_protection` once, and records both answers.
 
 Because the link is ACTIVE and the child is a live sell, the post-fill protection path
@@ -158,7 +159,12 @@ class AttachedEntries:
         draft_id: int,
         attempt: int,
     ) -> AttachedIntents:
-        """Both intents and their link, in the caller's unit of work (it commits)."""
+        """Both intents and their link, in the caller's unit of work (it commits). The
+        child trails by the draft's frozen percent (the one the trade was sized on);
+        `trail_pct` only stands in for a draft from before the one stop."""
+        draft = uow.drafts.get(draft_id)
+        if draft is not None and draft.trail_percent is not None:
+            trail_pct = draft.trail_percent
         namespace = self._ctx.account.namespace
         child_req = child_request(
             entry_request, trail_pct, namespace, draft_id=draft_id, attempt=attempt

@@ -213,6 +213,9 @@ class OrderSnapshot:
     replaced_by: BrokerOrderId | None = None
     replaces: BrokerOrderId | None = None
     raw_status: str | None = None
+    # A trailing stop's high-water mark as the broker reports it (Alpaca `hwm`); its
+    # current level is `stop_price` (Alpaca `stop_price`, IBKR `trailStopPrice`).
+    hwm: Decimal | None = None
 
     @property
     def remaining_qty(self) -> Decimal:

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from enum import StrEnum
 
-from core.domain import ZERO, OrderRequest, OrderType, Side, Symbol, TimeInForce
+from core.domain import (
+    ZERO,
+    OrderRequest,
+    OrderType,
+    Side,
+    Symbol,
+    TickRounding,
+    TimeInForce,
+    round_to_tick,
+)
 from core.ids import Purpose, client_order_id, draft_scope
 from core.ledger import DraftRow, DraftStatus
 from core.order_views import OrderView
@@ -71,6 +80,10 @@ class DraftReview:
     size_presets: tuple[SizePreset, ...]
     position_qty: Decimal = ZERO
     note: str | None = None
+    # A buy's trail, frozen on the draft: `stop` is the trigger less it (the protection's
+    # first level at a fill at the trigger), `structure_stop` the signal's low (info only).
+    trail_pct: Decimal | None = None
+    structure_stop: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +97,28 @@ class ConfirmResult:
     @property
     def ok(self) -> bool:
         return self.outcome in (ConfirmOutcome.PLACED, ConfirmOutcome.SENT, ConfirmOutcome.QUEUED)
+
+
+HUNDRED = Decimal(100)
+TRAIL_STEP = Decimal("0.01")  # as core.trail rounds a trail
+MAX_TRAIL_PCT = Decimal(50)  # as /trail allows
+
+
+def protective_stop(trigger: Decimal, trail_pct: Decimal) -> Decimal:
+    """The one stop of a buy draft: where a trailing stop of `trail_pct` starts when the
+    entry fills at `trigger`, rounded down to the tick (R is never understated)."""
+    return round_to_tick(trigger * (1 - trail_pct / HUNDRED), TickRounding.DOWN)
+
+
+def trail_for_stop(trigger: Decimal, stop: Decimal) -> Decimal:
+    """The trail whose first level at `trigger` is `stop`, to 0.01 %, rounded up: the
+    protection is never tighter than the stop the trader asked for."""
+    if not (ZERO < stop < trigger):
+        raise DraftError(f"the stop {stop} must be below the trigger {trigger}")
+    pct = ((trigger - stop) / trigger * HUNDRED).quantize(TRAIL_STEP, rounding=ROUND_CEILING)
+    if pct >= MAX_TRAIL_PCT:
+        raise DraftError(f"a stop at {stop} is a trail of {pct}%: at most {MAX_TRAIL_PCT}%")
+    return pct
 
 
 def draft_request(namespace: str, draft: DraftRow, attempt: int) -> OrderRequest:
@@ -108,4 +143,6 @@ __all__ = [
     "DraftReview",
     "SizePreset",
     "draft_request",
+    "protective_stop",
+    "trail_for_stop",
 ]

@@ -7,6 +7,12 @@ PENDING -> CONFIRMED and writes the order intent in ONE unit of work: the condit
 update is the double-tap guard (a second confirm finds the draft confirmed and is a
 no-op that says so). Only then is the broker called, once.
 
+A buy draft has ONE stop (docs/one-stop.md): the symbol's trail percent is decided when
+the draft is made and frozen on it; the stop is the trigger less that trail (the
+protection's first level when the entry fills at the trigger), R is the distance to it,
+and the size is the risk budget over R. The protection placed at the fill uses the same
+frozen trail. The signal's structural low is kept as information only.
+
 A stop-sell draft (for a held position) replaces the position's protection
 (core.protection_edits). A draft whose order was refused or never reached the broker is
 reopened (PENDING): confirming it again is a new attempt with a new client order id.
@@ -31,12 +37,15 @@ from core.domain import (
     round_to_tick,
 )
 from core.draft_models import (
+    MAX_TRAIL_PCT,
     ConfirmOutcome,
     ConfirmResult,
     DraftError,
     DraftReview,
     SizePreset,
     draft_request,
+    protective_stop,
+    trail_for_stop,
 )
 from core.engine_context import EngineContext
 from core.ledger import DraftRow, DraftStatus, SignalStatus
@@ -88,10 +97,18 @@ class Drafts:
         signal_id: int | None = None,
         batch_id: str | None = None,
         note: str | None = None,
+        trail_pct: Decimal | None = None,
     ) -> DraftReview:
+        """`stop` is the structural low (the signal's): shown, never used for sizing.
+        The stop that sizes the trade is the trigger less the trail (`trail_pct`, else
+        the trail policy's for the symbol now), frozen on the draft."""
         symbol = self._symbol(symbol)
         trigger = _price(trigger, TickRounding.UP)
-        stop = _price(stop, TickRounding.DOWN)
+        structure = _price(stop, TickRounding.DOWN)
+        if structure >= trigger:
+            raise DraftError(f"the stop {structure} must be below the trigger {trigger}")
+        pct = self._trail(symbol) if trail_pct is None else self._checked_trail(trail_pct)
+        stop = protective_stop(trigger, pct)
         qty = await self._size(trigger, stop, qty, risk_usd)
         ctx = self._ctx
         with ctx.ledger.unit_of_work() as uow:
@@ -106,6 +123,8 @@ class Drafts:
                     initial_stop=stop,
                     qty=qty,
                     risk_dollars=qty * (trigger - stop),
+                    trail_percent=pct,
+                    structure_stop=structure,
                     signal_id=signal_id,
                     status=DraftStatus.PENDING,
                     batch_id=batch_id,
@@ -166,10 +185,17 @@ class Drafts:
             raise DraftError(f"draft {draft_id} is {draft.status}: only pending drafts can change")
         new_trigger = draft.trigger_price if trigger is None else trigger
         new_stop = draft.initial_stop if stop is None else stop
+        new_pct = draft.trail_percent
         if draft.side is Side.BUY:
             assert new_trigger is not None and new_stop is not None
             new_trigger = _price(new_trigger, TickRounding.UP)
-            new_stop = _price(new_stop, TickRounding.DOWN)
+            if stop is not None:
+                # The trader puts the stop there: the protection's trail becomes the one
+                # that starts there, so the stop that sizes is the stop that protects.
+                new_pct = trail_for_stop(new_trigger, _price(stop, TickRounding.DOWN))
+            elif new_pct is None:  # a draft from before the one stop: decide it now
+                new_pct = self._trail(draft.symbol)
+            new_stop = protective_stop(new_trigger, new_pct)
             if qty is None and risk_usd is None and (trigger is not None or stop is not None):
                 risk_usd = draft.risk_dollars  # keep the $ risk when the levels move
             new_qty = await self._size(
@@ -189,6 +215,8 @@ class Drafts:
             if row.status is not DraftStatus.PENDING:
                 raise DraftError(f"draft {draft_id} is {row.status}")
             row.trigger_price, row.initial_stop, row.qty = new_trigger, new_stop, new_qty
+            if row.side is Side.BUY:
+                row.trail_percent = new_pct
             if row.side is Side.BUY and new_stop is not None and new_trigger is not None:
                 row.risk_dollars = new_qty * (new_trigger - new_stop)
             row.expires_at = self._expiry()  # an edit shows the draft is still wanted
@@ -248,6 +276,8 @@ class Drafts:
             size_presets=(),
             position_qty=self._held(draft.symbol),
             note=draft.note,
+            trail_pct=draft.trail_percent if draft.side is Side.BUY else None,
+            structure_stop=draft.structure_stop,
         )
         capability_refusal = (
             () if verdict.allowed else (RiskReason(RiskCode.INVALID_ORDER, verdict.reason),)
@@ -320,6 +350,16 @@ class Drafts:
         if not SYMBOL_PATTERN.match(symbol):
             raise DraftError(f"{symbol!r} is not a US stock symbol")
         return symbol
+
+    def _trail(self, symbol: str) -> Decimal:
+        """The trail the protection would get now: the trail policy, or today's /trail."""
+        return self._edits.manager.trail_pct(symbol)[0]
+
+    @staticmethod
+    def _checked_trail(pct: Decimal) -> Decimal:
+        if not (ZERO < pct < MAX_TRAIL_PCT):
+            raise DraftError(f"trail must be between 0 and {MAX_TRAIL_PCT} percent, got {pct}")
+        return pct
 
     def _expiry(self) -> datetime:
         return self._ctx.now() + timedelta(minutes=self._ctx.sessions.draft_ttl_minutes)

@@ -204,7 +204,7 @@ class ProtectionManager(ProtectionLadder):
         qty = whole_shares(plan.uncovered)
         if qty <= 0:
             return None
-        pct = self.trail_pct(entry.symbol)[0]
+        pct = self.entry_trail_pct(uow, entry)  # frozen on the draft (docs/one-stop.md)
         request = self.request(
             entry.symbol,
             qty,

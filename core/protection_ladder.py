@@ -1,7 +1,8 @@
 """The fallback ladder: how one protection order gets placed, verified, or given up.
 
-trailing stop (trail from TrailPolicy, or the day's /trail) -> plain stop at the entry
-draft's initial stop -> UNPROTECTED alert (and, if configured, flatten). Each rung is
+trailing stop (an entry's: the trail frozen on its draft, docs/one-stop.md; otherwise
+TrailPolicy, or the day's /trail) -> plain stop at the entry draft's initial stop (the
+same one stop) -> UNPROTECTED alert (and, if configured, flatten). Each rung is
 checked against the capability matrix, written as an intent, sent once, and VERIFIED
 accepted at the broker (stream, or a query after the timeout). Call with the symbol's
 lock held. `core.protection.ProtectionManager` decides when and for how many shares.
@@ -31,6 +32,7 @@ from core.domain import (
 from core.engine_context import EngineContext
 from core.events import ProtectionFallback, ProtectionKind
 from core.ids import Purpose, client_order_id, next_attempt, order_scope, prefix, symbol_scope
+from core.ledger import UnitOfWork
 from core.order_tracker import OrderTracker
 from core.order_views import OrderView
 from core.placement import PlaceOutcome, Placer
@@ -78,6 +80,16 @@ class ProtectionLadder:
         )
         return decision.trail_pct, decision.explanation
 
+    def entry_trail_pct(self, uow: UnitOfWork, entry: OrderView) -> Decimal:
+        """The trail of an entry's protection: the one frozen on its draft when the
+        trade was sized (a /trail after the confirm applies to later drafts), else the
+        policy's now (an entry without a draft, or a draft from before the one stop)."""
+        if entry.draft_id is not None:
+            draft = uow.drafts.get(entry.draft_id)
+            if draft is not None and draft.trail_percent is not None:
+                return draft.trail_percent
+        return self.trail_pct(entry.symbol)[0]
+
     async def ladder(
         self,
         symbol: str,
@@ -95,7 +107,7 @@ class ProtectionLadder:
         if staged is not None:
             result = await self.rung(staged.request, ProtectionKind.TRAILING, entry, staged=staged)
         else:
-            pct = trail if trail is not None else self.trail_pct(symbol)[0]
+            pct = trail if trail is not None else self._ladder_trail(symbol, entry)
             trailing = self.request(symbol, qty, Purpose.TRAILING, entry, trail_pct=pct)
             result = await self.rung(trailing, ProtectionKind.TRAILING, entry)
         if result.protected:
@@ -120,6 +132,12 @@ class ProtectionLadder:
                 return result
             await self._failed(symbol, qty, ProtectionKind.STOP, result.message, entry, last_resort)
         return await self._unprotected(symbol, qty, result.message, auto)
+
+    def _ladder_trail(self, symbol: str, entry: OrderView | None) -> Decimal:
+        if entry is None:
+            return self.trail_pct(symbol)[0]
+        with self._ctx.ledger.unit_of_work(read_only=True) as uow:
+            return self.entry_trail_pct(uow, entry)
 
     def request(
         self,

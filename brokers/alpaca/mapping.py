@@ -213,6 +213,8 @@ def order_from_json(data: Mapping[str, Any]) -> OrderSnapshot:
         replaced_by=_opt_id(data.get("replaced_by")),
         replaces=_opt_id(data.get("replaces")),
         raw_status=None if raw_status is None else str(raw_status),
+        # A trailing stop's high-water mark (None until it is active).
+        hwm=opt_dec(data.get("hwm"), "hwm"),
     )
 
 

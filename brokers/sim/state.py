@@ -161,6 +161,7 @@ class SimOrder:
             replaced_by=self.replaced_by,
             replaces=self.replaces,
             raw_status=self.raw_status,
+            hwm=self.trail_mark if self.order_type is OrderType.TRAILING_STOP else None,
         )
 
 

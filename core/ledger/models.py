@@ -170,10 +170,14 @@ class DraftRow(_Row, Base):
     order_type: Mapped[OrderType]
     trigger_price: Mapped[Decimal | None]
     limit_price: Mapped[Decimal | None]
+    # The stop that sizes the trade: the trigger less the frozen `trail_percent`, the
+    # protection's first level at a fill at the trigger (docs/one-stop.md).
     initial_stop: Mapped[Decimal | None]
     qty: Mapped[Decimal]
     risk_dollars: Mapped[Decimal | None]
+    # Decided (or set by the trader) when the draft is made; the protection uses it.
     trail_percent: Mapped[Decimal | None]
+    structure_stop: Mapped[Decimal | None]  # the signal's structural low: information only
     signal_id: Mapped[int | None] = mapped_column(ForeignKey("signals.id"), index=True)
     status: Mapped[DraftStatus] = mapped_column(default=DraftStatus.PENDING)
     batch_id: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -209,8 +213,10 @@ class OrderRow(_Row, Base):
     time_in_force: Mapped[TimeInForce]
     qty: Mapped[Decimal]
     limit_price: Mapped[Decimal | None]
+    # A trailing stop's: its current level as the broker last reported it (None before).
     stop_price: Mapped[Decimal | None]
     trail_percent: Mapped[Decimal | None]
+    hwm: Mapped[Decimal | None]  # a trailing stop's high-water mark, as last reported
     extended_hours: Mapped[bool] = mapped_column(default=False)
     role: Mapped[OrderRole]
     status: Mapped[OrderStatus] = mapped_column(default=OrderStatus.PENDING_SUBMIT)

@@ -137,7 +137,12 @@ async def test_duplicate_fill_events_count_once(tmp_path: Path) -> None:
 async def test_batch_confirm_and_refusals_are_explained(tmp_path: Path) -> None:
     kit = await engine_kit(tmp_path)
     ok = await _draft(kit)
-    too_big = (await kit.engine.drafts.create_buy("AAPL", D("101"), D("91"), qty=D(100))).draft_id
+    # A 9.9 % trail puts the one stop at 91: 100 shares risk $1,000, over the $200 limit.
+    too_big = (
+        await kit.engine.drafts.create_buy(
+            "AAPL", D("101"), D("91"), qty=D(100), trail_pct=D("9.9")
+        )
+    ).draft_id
     review = await kit.engine.drafts.review(too_big)
     assert not review.allowed
     assert any("per-trade limit" in r.message for r in review.refusals)

@@ -56,7 +56,9 @@ async def test_trailing_refused_falls_back_to_the_plain_stop(tmp_path: Path) -> 
     kit.broker.faults.reject_next("trailing stops are disabled", "40310000")
     await kit.bar("100.5", "101.5", "100.4", "101.2")
     (sell,) = await _open_sells(kit)
-    assert sell.order_type is OrderType.STOP and sell.stop_price == D(99)  # type: ignore[attr-defined]
+    # The plain stop sits at the draft's one stop: 101 less the frozen 1 % trail, the
+    # level the trailing stop would have started at (docs/one-stop.md), not the low 99.
+    assert sell.order_type is OrderType.STOP and sell.stop_price == D("99.99")  # type: ignore[attr-defined]
     (failed,) = kit.of_type(ProtectionFailed)
     assert failed.attempted is ProtectionKind.TRAILING
     assert failed.fallback is ProtectionFallback.PLAIN_STOP

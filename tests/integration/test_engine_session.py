@@ -32,7 +32,8 @@ async def test_daily_loss_locks_the_day_and_a_restart_keeps_it(tmp_path: Path) -
     assert locked.reason == RiskCode.DAILY_LOSS_USD.value
     assert kit.engine.day.state is SessionState.LOCKED
     pnl = StatusQueries(kit.engine).pnl("day")
-    assert pnl.realized == D(-350) and pnl.realized_r == D("-3.5")
+    # R is the one stop's distance, 101 less the frozen 1 % trail: 1.01 a share.
+    assert pnl.realized == D(-350) and pnl.realized_r == D(-350) / (50 * D("1.01"))
 
     kit2 = await kit.restart()
     assert kit2.engine.day.state is SessionState.LOCKED

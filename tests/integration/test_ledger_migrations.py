@@ -17,7 +17,7 @@ def test_upgrade_from_empty_to_head(db_url: str) -> None:
 
     upgrade(db_url)
 
-    assert current(db_url) == head() == "0002"
+    assert current(db_url) == head() == "0003"
     engine = create_engine_for(db_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -119,7 +119,7 @@ def test_0002_widens_client_order_ids_and_keeps_rows(db_url: str) -> None:
                 ),
                 {"cid": "x" * 64},
             )
-        upgrade(db_url)
+        upgrade(db_url, "0002")
         assert current(db_url) == "0002"
         with engine.begin() as connection:
             assert connection.execute(text("SELECT client_order_id FROM orders")).scalar() == (
@@ -139,3 +139,35 @@ def test_head_constant_is_alembics_head(db_url: str) -> None:
     upgrade(db_url)
     upgrade(db_url)  # the fast path: already at head
     assert current(db_url) == HEAD_REVISION
+
+
+def test_0003_adds_the_structure_stop_and_the_broker_hwm_and_keeps_rows(db_url: str) -> None:
+    from sqlalchemy import text
+
+    upgrade(db_url, "0002")
+    engine = create_engine_for(db_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO accounts (id, created_at, name, broker, mode) "
+                    "VALUES (1, '2024-03-05 14:00:00+00:00', 'a', 'sim', 'paper')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO drafts (id, created_at, account_id, symbol, side, order_type, "
+                    "trigger_price, initial_stop, qty, status, updated_at) VALUES "
+                    "(1, '2024-03-05 14:00:00+00:00', 1, 'AAPL', 'buy', 'stop', '101', '99', "
+                    "'50', 'pending', '2024-03-05 14:00:00+00:00')"
+                )
+            )
+        upgrade(db_url)
+        assert current(db_url) == "0003"
+        with engine.begin() as connection:
+            row = connection.execute(text("SELECT initial_stop, structure_stop FROM drafts")).one()
+            assert row.structure_stop is None and row.initial_stop is not None
+            connection.execute(text("UPDATE drafts SET structure_stop = '98.5'"))
+            assert connection.execute(text("SELECT hwm FROM orders")).all() == []
+    finally:
+        engine.dispose()
