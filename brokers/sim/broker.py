@@ -128,7 +128,13 @@ class SimBroker:
     # --- orders -------------------------------------------------------------------------
 
     async def submit(self, request: OrderRequest) -> OrderSnapshot:
+        delay = self.faults.take_submit_delay()
+        if delay > 0:
+            await self._clock.sleep(delay)  # a slow wire: the request lands after this
         self._enter("submit")
+        server_error = self.faults.take_server_error(request.client_order_id)
+        if server_error is not None:
+            raise server_error
         now = self._clock.now()
         if request.client_order_id in self._book.by_client:
             raise DuplicateClientOrderId(
@@ -309,6 +315,27 @@ class SimBroker:
         if self._exchange.process_due(self._clock.now()):
             self._persist()
             self._ensure_pump()  # what ran may have scheduled more (expiry, activation)
+        if self._exchange.release_held(self._clock.now()):
+            self._ensure_pump()
+
+    def flush_events(self) -> None:
+        """Deliver every stream event the wire still holds (delayed or waiting to be
+        overtaken), as if the faults on the wire had cleared."""
+        self._exchange.release_held(self._clock.now(), everything=True)
+
+    @property
+    def holds_events(self) -> bool:
+        """Stream events are held on the wire by an injected fault."""
+        return self._exchange.holds_events
+
+    def peek_orders(self) -> list[OrderSnapshot]:
+        """Every order's snapshot as the broker holds it now, oldest first: no faults,
+        no due work run (an observer's view for model checks, not part of the API)."""
+        return [order.snapshot() for order in sorted(self._book.orders.values(), key=_seq)]
+
+    def peek_positions(self) -> dict[Symbol, Decimal]:
+        """Held quantities as the broker holds them now (no faults, no due work run)."""
+        return {symbol: holding.qty for symbol, holding in self._book.positions.items()}
 
     def set_partial_fills(self, policy: PartialFills) -> None:
         self._config = dataclass_replace(self._config, partial_fills=policy)
@@ -399,11 +426,16 @@ class SimBroker:
         return None if mark is None else mark.price
 
     def _book_next_due(self) -> datetime | None:
-        return self._book.next_due()
+        due = [d for d in (self._book.next_due(), self._exchange.next_release()) if d is not None]
+        return min(due, default=None)
 
     def _ensure_pump(self) -> None:
-        if not self._closed and self._book.next_due() is not None:
+        if not self._closed and self._book_next_due() is not None:
             self._pump.poke()
+
+
+def _seq(order: SimOrder) -> int:
+    return order.seq
 
 
 def _conforms(broker: SimBroker) -> Broker:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
+from enum import Enum
 from typing import Any
 
 from brokers.sim.state import decode_dataclass, encode
@@ -72,16 +73,32 @@ class Rejection:
     asynchronous: bool
 
 
+class WireFault(Enum):
+    """What the wire does to one stream event (the broker's book changes regardless)."""
+
+    DELIVER = "deliver"
+    DUPLICATE = "duplicate"  # delivered twice in a row
+    DELAY = "delay"  # delivered `event_delay` seconds later on the clock
+    REORDER = "reorder"  # delivered right after the next event published
+
+
 class SimFaults:
     """Failures to inject into the next calls. Not persisted: a restart clears them."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self._timeout_next_submit = 0
         self._rejections: list[Rejection] = []
         self._drop_events = 0
         self._rate_limited_calls = 0
         self._retry_after: float | None = None
         self._unavailable = False
+        self._submit_delays: list[float] = []
+        self._server_errors = 0
+        self._wire: list[WireFault] = []
+        self.event_delay = 0.0
 
     def timeout_after_accept_next_submit(self, times: int = 1) -> None:
         """The next submit(s) place the order, then raise AmbiguousOutcome."""
@@ -108,6 +125,49 @@ class SimFaults:
         nothing; the market (bars, fills, cancels in flight) goes on."""
         self._unavailable = on
 
+    def slow_next_submit(self, seconds: float, times: int = 1) -> None:
+        """The next submit(s) travel `seconds` on the clock before reaching the broker: the
+        order is placed (and the call returns) only when that time has passed."""
+        self._submit_delays += [max(0.0, seconds)] * times
+
+    def server_error_next_submit(self, times: int = 1) -> None:
+        """The next submit(s) fail with a 5xx (AmbiguousOutcome) and place nothing."""
+        self._server_errors += times
+
+    def duplicate_next_events(self, count: int) -> None:
+        """Each of the next `count` stream events is delivered twice."""
+        self._wire += [WireFault.DUPLICATE] * count
+
+    def delay_next_events(self, count: int, seconds: float) -> None:
+        """The next `count` stream events are held and delivered `seconds` later on the
+        clock, after whatever was published meanwhile."""
+        self.event_delay = max(0.0, seconds)
+        self._wire += [WireFault.DELAY] * count
+
+    def reorder_next_events(self, count: int) -> None:
+        """Each of the next `count` stream events is delivered after the event published
+        next (or when held events are flushed, if none follows)."""
+        self._wire += [WireFault.REORDER] * count
+
+    def clear(self) -> None:
+        """Forget every injected fault not yet consumed (held events stay held: the
+        broker's `flush_events` delivers them)."""
+        self._reset()
+
+    @property
+    def pending(self) -> bool:
+        """Some injected fault has not been consumed yet."""
+        return bool(
+            self._timeout_next_submit
+            or self._rejections
+            or self._drop_events
+            or self._rate_limited_calls
+            or self._unavailable
+            or self._submit_delays
+            or self._server_errors
+            or self._wire
+        )
+
     @property
     def is_unavailable(self) -> bool:
         return self._unavailable
@@ -131,6 +191,18 @@ class SimFaults:
         return AmbiguousOutcome(
             "submit timed out after the broker took the order", client_order_id=client_order_id
         )
+
+    def take_submit_delay(self) -> float:
+        return self._submit_delays.pop(0) if self._submit_delays else 0.0
+
+    def take_server_error(self, client_order_id: ClientOrderId) -> AmbiguousOutcome | None:
+        if self._server_errors <= 0:
+            return None
+        self._server_errors -= 1
+        return AmbiguousOutcome("502 bad gateway", client_order_id=client_order_id)
+
+    def take_wire_fault(self) -> WireFault:
+        return self._wire.pop(0) if self._wire else WireFault.DELIVER
 
     def drops_event(self) -> bool:
         if self._unavailable:

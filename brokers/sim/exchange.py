@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from brokers.sim.config import PartialFills, SimConfig, SimFaults
+from brokers.sim.config import PartialFills, SimConfig, SimFaults, WireFault
 from brokers.sim.matching import match_bar, priority, works_in
 from brokers.sim.state import (
     ActionKind,
@@ -58,6 +58,10 @@ class SimExchange:
         # Event times never go backwards: an action processed after a bar it was due
         # inside of is stamped no earlier than that bar's fills.
         self._last_at: datetime | None = None
+        # Events the wire holds back (injected faults): delayed ones with their due time,
+        # and those waiting to be overtaken by the next event. Not part of the book.
+        self._delayed: list[tuple[datetime, BrokerEvent]] = []
+        self._overtaken: list[BrokerEvent] = []
 
     def stamp(self, at: datetime) -> datetime:
         if self._last_at is not None and at < self._last_at:
@@ -72,7 +76,46 @@ class SimExchange:
     ) -> None:
         if self.faults.drops_event():
             return  # lost on the wire; the book still changed
-        self.hub.publish(BrokerEvent(kind, order.snapshot(), at, fill))
+        event = BrokerEvent(kind, order.snapshot(), at, fill)
+        match self.faults.take_wire_fault():
+            case WireFault.DELAY:
+                due = self.clock.now() + timedelta(seconds=self.faults.event_delay)
+                self._delayed.append((due, event))
+                return
+            case WireFault.REORDER:
+                self._overtaken.append(event)
+                return
+            case WireFault.DUPLICATE:
+                self.hub.publish(event)
+                self.hub.publish(event)
+            case WireFault.DELIVER:
+                self.hub.publish(event)
+        overtaken, self._overtaken = self._overtaken, []
+        for late in overtaken:
+            self.hub.publish(late)
+
+    def release_held(self, now: datetime, *, everything: bool = False) -> bool:
+        """Deliver delayed events whose time has come (all held events with
+        `everything`). True if any was delivered."""
+        due: list[tuple[datetime, BrokerEvent]] = []
+        keep: list[tuple[datetime, BrokerEvent]] = []
+        for pair in self._delayed:
+            (due if everything or pair[0] <= now else keep).append(pair)
+        self._delayed = keep
+        released = [event for _, event in sorted(due, key=lambda pair: pair[0])]
+        if everything:
+            released += self._overtaken
+            self._overtaken = []
+        for event in released:
+            self.hub.publish(event)
+        return bool(released)
+
+    def next_release(self) -> datetime | None:
+        return min((at for at, _ in self._delayed), default=None)
+
+    @property
+    def holds_events(self) -> bool:
+        return bool(self._delayed or self._overtaken)
 
     def _set(self, order: SimOrder, status: OrderStatus, raw: str, at: datetime) -> None:
         order.status = status
