@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from loguru import logger
 
+from app.closing import StopDeadline
 from brokers.sim import SimBroker
 from core.calendar import TradingCalendar
 from core.clock import NEW_YORK
@@ -156,6 +157,12 @@ class QuietBus(EventBus):
         return await self._target.publish(event)
 
 
+async def _settled(task: asyncio.Task[None]) -> None:
+    """Wait for a cancelled task to end, however it ends."""
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
 class BarPump:
     """Consumes a `BarFeed` in a task; see the module docstring for the order of work."""
 
@@ -190,16 +197,20 @@ class BarPump:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="bar-pump")
 
-    async def stop(self) -> None:
+    async def stop(self, deadline: StopDeadline | None = None) -> list[str]:
+        """Stop pumping and close the feed, each within the deadline's limits (a feed
+        stuck subscribing or reconnecting must not hold the stop). Returns what did not
+        close in time (also logged)."""
+        deadline = deadline or StopDeadline(total=10.0, step=5.0)
+        before = len(deadline.not_closed)
         task, self._task = self._task, None
-        if task is not None:
+        if task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await deadline.run("bar feed subscription", _settled(task))
         closer = getattr(self._feed, "close", None)
         if closer is not None:
-            with contextlib.suppress(Exception):
-                await closer()
+            await deadline.run("bar feed close", closer())
+        return deadline.not_closed[before:]
 
     async def _run(self) -> None:
         try:

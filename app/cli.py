@@ -104,10 +104,7 @@ def run(
     config: ConfigDirOption = None,
 ) -> None:
     """Run the assistant: live on the account's broker, or a replay of a recorded session."""
-    import asyncio
-
-    from app.run_cmd import RunOptions
-    from app.run_cmd import run as run_assistant
+    from app.run_cmd import RunOptions, run_process
     from app.wiring import configure_logging, load_settings_or_exit
     from core.config_models import BrokerKind
 
@@ -125,7 +122,7 @@ def run(
     settings = load_settings_or_exit(config, err_console)
     configure_logging(settings)
     try:
-        code = asyncio.run(run_assistant(settings, options, console))
+        code = run_process(settings, options, console)  # a bounded exit, unlike asyncio.run
     except KeyboardInterrupt:
         code = 130
     raise typer.Exit(code)

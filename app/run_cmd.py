@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import signal
+import sys
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from pathlib import Path
@@ -41,6 +43,8 @@ from core.scheduler import plan_day
 from core.settings import Settings
 from core.status import StatusQueries
 
+# After the stop, how long (real time) the exit waits for leftover tasks and threads.
+EXIT_GRACE_SECONDS = 2.0
 DEFAULT_FROM = time(9, 0)
 DEFAULT_REPLAY_SPEED = 60.0
 
@@ -261,6 +265,49 @@ async def run(settings: Settings, options: RunOptions, console: Console) -> int:
     return 0
 
 
+def run_process(settings: Settings, options: RunOptions, console: Console) -> int:
+    """`centaur run` on its own event loop. Unlike `asyncio.run`, whose exit waits for
+    every leftover task and executor thread without limit, the exit here waits
+    `EXIT_GRACE_SECONDS`; work the stop gave up on (a close that ignores its cancel, a
+    thread stuck in a socket call) is reported and the process exits without it."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    code = 1
+    try:
+        code = loop.run_until_complete(run(settings, options, console))
+        return code
+    finally:
+        clean = loop.run_until_complete(_wind_down(loop))
+        if not clean:
+            console.print("Some work did not stop in time; exiting without it.")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+async def _wind_down(loop: asyncio.AbstractEventLoop) -> bool:
+    """Cancel what is left, bounded; False when something did not end in time."""
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    for task in tasks:
+        task.cancel()
+    pending: set[asyncio.Task[object]] = set()
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=EXIT_GRACE_SECONDS)
+    for task in pending:
+        logger.warning("exit: {} did not stop; exiting without it", task.get_name())
+    closing = [
+        asyncio.ensure_future(loop.shutdown_asyncgens()),
+        asyncio.ensure_future(loop.shutdown_default_executor()),
+    ]
+    _, stuck = await asyncio.wait(closing, timeout=EXIT_GRACE_SECONDS)
+    if stuck:
+        logger.warning("exit: worker threads or generators did not stop; exiting without them")
+    return not pending and not stuck
+
+
 async def _replay(
     runtime: Runtime,
     replay: Replay,
@@ -295,4 +342,4 @@ async def _replay(
         await asyncio.gather(runner, waiter, return_exceptions=True)
 
 
-__all__ = ["RunOptions", "build_plan", "choose_account", "run"]
+__all__ = ["RunOptions", "build_plan", "choose_account", "run", "run_process"]

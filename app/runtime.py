@@ -38,6 +38,7 @@ from loguru import logger
 
 from app.adapters import Connected, StartupError, connect_broker, live_feed
 from app.bar_pump import BarPump, MarketHistory, QuietBus
+from app.closing import StopDeadline
 from app.day_jobs import DayJobs, day_bounds
 from app.warmup import Replay, seed
 from bot.app import build_application, start_bot, stop_bot
@@ -82,6 +83,10 @@ class RuntimePlan:
     # Live: earlier sessions for the radar, the trail policy and the brief (after the
     # brokers connect, before the engines start and the day is planned).
     warmup: Callable[[Runtime], Awaitable[int]] | None = None
+    # The stop as a whole, and any one close on its path (seconds, real time): a feed
+    # stuck reconnecting or a broker that does not answer must not hold SIGTERM.
+    stop_seconds: float = 30.0
+    close_seconds: float = 10.0
 
 
 def account_sessions(sessions: SessionsConfig, account: AccountConfig) -> SessionsConfig:
@@ -305,10 +310,14 @@ class Runtime:
         self.scheduler.start()
         self.planner.start()
 
-    async def stop(self, *, drain_seconds: float = 10.0) -> None:
-        """Graceful: no new bars or jobs, in-flight work finishes, then everything closes."""
+    async def stop(self, *, drain_seconds: float = 10.0) -> list[str]:
+        """Graceful but bounded: no new bars or jobs, in-flight work finishes (up to
+        `drain_seconds`), then everything closes. Every close has a time limit
+        (`plan.close_seconds`) and the whole stop a deadline (`plan.stop_seconds`): what
+        does not close in time is logged, given up on, and returned."""
+        deadline = StopDeadline(self.plan.stop_seconds, self.plan.close_seconds)
         if self.pump is not None:
-            await self.pump.stop()
+            await self.pump.stop(deadline)  # each of its steps is bounded by `deadline`
         if self.scheduler is not None:
             # Pause (no new jobs), let the running ones finish, then shut down: the
             # executor's shutdown would cancel a job still in flight.
@@ -317,23 +326,22 @@ class Runtime:
             for _ in range(3):  # a job handed to the executor just before starts now
                 await asyncio.sleep(0)
             if self.jobs is not None:
-                await self.jobs.drain(drain_seconds)
+                await deadline.run(
+                    "day jobs", self.jobs.drain(deadline.budget(drain_seconds)), drain_seconds
+                )
             with contextlib.suppress(Exception):
                 self.scheduler.shutdown(wait=False)
             self.scheduler = None
         for engine in self._started_engines:
-            await _finish(engine, drain_seconds)
+            await _finish(engine, deadline.budget(drain_seconds))
         if self.app is not None and self._bot_started:
-            with contextlib.suppress(Exception):
-                await stop_bot(self.app)
+            await deadline.run("telegram bot", stop_bot(self.app))
             self._bot_started = False
         for engine in self._started_engines:
-            with contextlib.suppress(Exception):
-                await engine.stop()
+            await deadline.run(f"engine {engine.name}", engine.stop())
         self._started_engines.clear()
         for connected in self.connected:
-            with contextlib.suppress(Exception):
-                await connected.broker.close()
+            await deadline.run(f"broker {connected.account.name}", connected.broker.close())
         self.connected.clear()
         if self.notifications is not None:
             self.notifications.close()
@@ -341,6 +349,9 @@ class Runtime:
         if self.ledger is not None:
             self.ledger.engine.dispose()
             self.ledger = None
+        if deadline.not_closed:
+            logger.warning("stop: finished without waiting for: {}", ", ".join(deadline.not_closed))
+        return deadline.not_closed
 
     # --- wiring helpers -------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import random
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -108,7 +108,10 @@ class AlpacaBarFeed:
         regular_only: bool = True,
         restart_backoff: tuple[float, float] = (1.0, 60.0),
         sdk_reconnect_backoff: tuple[float, float] = (1.0, 30.0),
+        close_seconds: float = 5.0,
     ) -> None:
+        # Each step of `close()` waits at most this long (real time; see close()).
+        self._close_seconds = close_seconds
         self._symbols = frozenset(s.upper() for s in symbols)
         if not self._symbols:
             raise ValueError("a bar feed needs at least one symbol")
@@ -149,15 +152,22 @@ class AlpacaBarFeed:
             self._task = asyncio.get_running_loop().create_task(self._supervise())
 
     async def close(self) -> None:
-        """Cancel the stream task (the SDK's own stop can take 5 s) and end iterators."""
+        """Stop the stream within `close_seconds` (real time) and end the iterators.
+
+        The SDK is first told to stop (`stop_ws`: its reconnect loop ends and its backoff
+        wait is cut short), then the task is cancelled. Waiting for that task, or for the
+        SDK's `close()`, is bounded and never assumes the cancel is honoured: websockets'
+        legacy close swallows a cancellation while it waits for the closing handshake,
+        and the SDK would then carry on reconnecting (SIGTERM hung over 90 s)."""
         self._closed = True
+        stream = self._stream
+        if stream is not None:
+            await _bounded("stop_ws", stream.stop_ws(), self._close_seconds)
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        if self._stream is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._stream.close(), 2.0)
+            await _bounded("stream task", _settled(self._task), self._close_seconds)
+        if stream is not None:
+            await _bounded("close", stream.close(), self._close_seconds)
         for queue in self._queues:
             queue.put_nowait(None)
 
@@ -189,8 +199,7 @@ class AlpacaBarFeed:
                 raise
             except Exception as exc:
                 logger.error("alpaca bars: data stream failed: {}: {}", type(exc).__name__, exc)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._stream.close(), 2.0)
+            await _bounded("close", self._stream.close(), 2.0)
             # A stream that stayed up a while starts the backoff afresh.
             if (self._clock.now() - started).total_seconds() >= _HEALTHY_AFTER_SECONDS:
                 failures = 0
@@ -230,6 +239,32 @@ class AlpacaBarFeed:
         for queue in self._queues:
             queue.put_nowait(bar)
         return True
+
+
+async def _settled(task: asyncio.Task[None]) -> None:
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+# Given-up close steps, referenced until they end (asyncio keeps only weak references).
+_abandoned: set[asyncio.Task[Any]] = set()
+
+
+async def _bounded(what: str, work: Awaitable[Any], seconds: float) -> bool:
+    """Await `work` for at most `seconds` of loop time, in its own task so that a
+    swallowed cancellation cannot hold the caller; on time-out it is cancelled, left
+    behind and logged."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if task in done:
+        if not task.cancelled() and task.exception() is not None:
+            logger.debug("alpaca bars: {} failed: {!r}", what, task.exception())
+        return True
+    task.cancel()
+    _abandoned.add(task)
+    task.add_done_callback(_abandoned.discard)
+    logger.warning("alpaca bars: data stream {} did not end within {:.1f} s", what, seconds)
+    return False
 
 
 class AlpacaHistoricalBars:

@@ -23,7 +23,6 @@ them once REST (or the late event) brings the missed execution with its own id.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 from collections import OrderedDict
@@ -56,6 +55,10 @@ _MEMORY = 20_000  # execution ids / orders remembered for de-duplication
 # a server that accepts and drops at once must not get a reconnect (and a reconcile,
 # i.e. several REST calls) every `backoff_min` seconds.
 _HEALTHY_AFTER = 30.0
+
+
+# Tasks given up on at stop, referenced until they end (asyncio keeps weak references).
+_abandoned: set[asyncio.Task[None]] = set()
 
 
 class StreamAuthError(Exception):
@@ -170,7 +173,10 @@ class TradeUpdatesStream:
         on_reconnect: ReconnectHook | None = None,
         backoff_min: float = 0.5,
         backoff_max: float = 30.0,
+        stop_seconds: float = 5.0,
     ) -> None:
+        self._stop_seconds = stop_seconds
+        self._stopping = False
         self._url = url
         self._auth = {"key_id": key_id, "secret_key": secret_key}
         self._clock = clock
@@ -189,14 +195,29 @@ class TradeUpdatesStream:
 
     def start(self) -> None:
         if self._task is None or self._task.done():
+            self._stopping = False
             self._task = asyncio.get_running_loop().create_task(self._supervise())
 
     async def stop(self) -> None:
-        for task in (self._task, self._hook_task):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        """Cancel the supervisor and the reconnect hook, waiting at most `stop_seconds`
+        (real time) for them: a connection that swallows its cancellation (a close
+        handshake that never completes) must not hold the process's stop. The
+        supervisor also sees `_stopping` and does not reconnect after such a cancel."""
+        self._stopping = True
+        tasks = [t for t in (self._task, self._hook_task) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self._stop_seconds)
+            for task in pending:
+                _abandoned.add(task)
+                task.add_done_callback(_abandoned.discard)
+            if pending:
+                logger.warning(
+                    "alpaca[{}]: trade_updates did not stop within {:.1f} s; left behind",
+                    self._label,
+                    self._stop_seconds,
+                )
         self._task = None
 
     async def drop_connection(self) -> None:
@@ -211,7 +232,7 @@ class TradeUpdatesStream:
         # No total timeout (the socket lives for hours); a bounded connect instead.
         timeout = aiohttp.ClientTimeout(total=None, connect=_HANDSHAKE_TIMEOUT)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            while True:
+            while not self._stopping:
                 try:
                     await self._connect_once(session)
                 except asyncio.CancelledError:
@@ -239,6 +260,8 @@ class TradeUpdatesStream:
                 # Capped exponent: 2.0 ** 1024 overflows and would kill this supervisor.
                 ceiling = min(high, low * 2.0 ** min(failures - 1, 30))
                 delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+                if self._stopping:
+                    return
                 logger.info("alpaca[{}]: trade_updates reconnect in {:.2f}s", self._label, delay)
                 await self._clock.sleep(delay)
 

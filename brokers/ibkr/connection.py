@@ -326,12 +326,25 @@ class IbkrConnection:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def close(self) -> None:
+    async def close(self, *, wait_seconds: float = 5.0) -> None:
+        """Stop reconnecting (the loop sees CLOSED; its clock sleep is cancelled), cancel
+        the supervision tasks and disconnect. Waiting for the tasks is bounded (real
+        time): a reconnect stuck inside connectAsync must not hold the process's stop."""
         self._state = LinkState.CLOSED
-        for task in list(self._tasks):
+        tasks = [task for task in self._tasks if not task.done()]
+        for task in tasks:
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=wait_seconds)
+            if pending:
+                logger.warning(
+                    "ibkr: {} supervision task(s) did not end within {:.1f} s; left behind",
+                    len(pending),
+                    wait_seconds,
+                )
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                with contextlib.suppress(BaseException):
+                    task.exception()  # retrieved: a failed task is not reported twice
         self._ib.disconnectedEvent -= self._on_disconnected
         self._ib.disconnect()
