@@ -240,6 +240,7 @@ class OrderTracker:
             row, adopted = self._row_for(uow, event.order, EventSource.BROKER)
             if row is None:
                 return None
+            uow.orders.note_stop_level(row, event.order, source=EventSource.BROKER)
             outcome = self._apply_in(uow, row, event, EventSource.BROKER, adopted)
             if with_hook and outcome.new_fills and self.fill_hook is not None:
                 outcome = replace(outcome, staged=self._run_fill_hook(uow, outcome))
@@ -393,6 +394,7 @@ class OrderTracker:
         adopted: bool,
     ) -> TrackOutcome:
         previous = row.status
+        uow.orders.note_stop_level(row, snapshot, source=source)  # a trail's broker level
         if snapshot.qty != row.qty and row.filled_qty == 0:
             row.qty = snapshot.qty  # a replacement sized by the broker: it knows
             self._models.drop(row.client_order_id)

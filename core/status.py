@@ -8,6 +8,12 @@ Per /status the ledger answers two bounded questions: the live orders (one look-
 the (account, status) index, shared by the badges and the working orders) and the
 day's book (core.book_cache: two primary-key look-ups when nothing was filled since the
 last call, never a replay of the account's history).
+
+A trailing stop's level is the broker's (docs/one-stop.md): its open orders are asked once
+per call, and a trailing stop's `stop_price` is its level now. Without that answer the
+level is estimated ("≈") from the high-water mark since the protection was placed (the
+entry's fill price, then the highs of the bars since), and never below the last level
+the broker reported; never from the last price, so a trailing stop shown never moves down.
 """
 
 from __future__ import annotations
@@ -19,7 +25,16 @@ from enum import StrEnum
 
 from core.broker import BrokerError
 from core.clock import NEW_YORK
-from core.domain import ZERO, OrderRole, OrderType, Position, Side
+from core.domain import (
+    ZERO,
+    OrderRole,
+    OrderSnapshot,
+    OrderType,
+    Position,
+    Side,
+    TickRounding,
+    round_to_tick,
+)
 from core.engine import TradingEngine
 from core.ledger import AccountMode, RegimeRow, SignalRow
 from core.order_views import OrderView
@@ -39,9 +54,13 @@ class BadgeKind(StrEnum):
 class ProtectionBadge:
     kind: BadgeKind
     qty: Decimal = ZERO  # shares covered by live sells
-    level: Decimal | None = None  # the stop level now (a trail's from the last price)
+    level: Decimal | None = None  # the stop level now (a trail's: the broker's, or ≈)
     trail_pct: Decimal | None = None
     queued: bool = False  # accepted but not active until the regular open
+    # A trail's level worked out from its high-water mark, not the broker's own ("≈");
+    # False only when the broker reported the level in this answer.
+    estimated: bool = True
+    hwm: Decimal | None = None  # a trail's high-water mark (the broker's, or estimated)
 
     @property
     def complete(self) -> bool:
@@ -126,6 +145,7 @@ class StatusQueries:
         for order in live:
             if order.side is Side.SELL:
                 sells.setdefault(order.symbol, []).append(order)
+        truth = await self._broker_orders(ok, live)
         views = []
         for position in broker_positions:
             if position.qty == 0:
@@ -139,7 +159,7 @@ class StatusQueries:
             unrealized = (
                 None if price is None else (price - position.avg_entry_price) * position.qty
             )
-            badge = self._badge(sells.get(position.symbol.upper(), []), price)
+            badge = self._badge(sells.get(position.symbol.upper(), []), price, truth)
             views.append(
                 PositionView(
                     position.symbol,
@@ -152,10 +172,29 @@ class StatusQueries:
             )
         return tuple(views), ok, live
 
-    def badge(self, symbol: str, price: Decimal | None = None) -> ProtectionBadge:
-        return self._badge(self._engine.book.live_orders(symbol, side=Side.SELL), price)
+    async def _broker_orders(
+        self, broker_ok: bool, live: list[OrderView]
+    ) -> dict[str, OrderSnapshot]:
+        """The broker's open orders by id, asked only when a trailing stop is shown and
+        the broker answers; empty means "no truth", and the levels are estimated."""
+        if not broker_ok or not any(o.order_type is OrderType.TRAILING_STOP for o in live):
+            return {}
+        try:
+            snapshots = await self._ctx.broker.list_orders(open_only=True)
+        except BrokerError:
+            return {}
+        return {s.broker_order_id: s for s in snapshots}
 
-    def _badge(self, live_sells: list[OrderView], price: Decimal | None) -> ProtectionBadge:
+    def badge(self, symbol: str, price: Decimal | None = None) -> ProtectionBadge:
+        """The badge from the ledger alone (a trail's level estimated)."""
+        return self._badge(self._engine.book.live_orders(symbol, side=Side.SELL), price, {})
+
+    def _badge(
+        self,
+        live_sells: list[OrderView],
+        price: Decimal | None,
+        truth: dict[str, OrderSnapshot],
+    ) -> ProtectionBadge:
         sells = [
             o
             for o in live_sells
@@ -167,13 +206,52 @@ class StatusQueries:
         trailing = [o for o in sells if o.order_type is OrderType.TRAILING_STOP]
         regular = self._ctx.phase().value == "regular"
         if trailing:
-            pct = trailing[0].trail_percent
-            level = None
-            if price is not None and pct is not None:
-                level = (price * (1 - pct / HUNDRED)).quantize(Decimal("0.01"))
-            return ProtectionBadge(BadgeKind.TRAILING, qty, level, pct, queued=not regular)
+            # The weakest trail is the one that matters: the lowest level shown.
+            levels = [self._trail_level(o, truth) for o in trailing]
+            known = [t for t in levels if t[0] is not None]
+            level, hwm, estimated = (
+                min(known, key=lambda t: t[0] or ZERO) if known else (None, None, True)
+            )
+            return ProtectionBadge(
+                BadgeKind.TRAILING,
+                qty,
+                level,
+                trailing[0].trail_percent,
+                queued=not regular,
+                estimated=estimated,
+                hwm=hwm,
+            )
         stop = min((o.stop_price for o in sells if o.stop_price is not None), default=None)
         return ProtectionBadge(BadgeKind.STOP, qty, stop, None, queued=not regular)
+
+    def _trail_level(
+        self, order: OrderView, truth: dict[str, OrderSnapshot]
+    ) -> tuple[Decimal | None, Decimal | None, bool]:
+        """(level, high-water mark, estimated) of one trailing stop."""
+        snapshot = truth.get(order.broker_order_id or "")
+        if snapshot is not None and snapshot.stop_price is not None:
+            return snapshot.stop_price, snapshot.hwm, False
+        pct = order.trail_percent
+        hwm = self._hwm_since(order)
+        level = order.stop_price  # the last level the broker reported (a trail never falls)
+        if hwm is not None and pct is not None:
+            worked_out = round_to_tick(hwm * (1 - pct / HUNDRED), TickRounding.DOWN)
+            level = worked_out if level is None else max(level, worked_out)
+        return level, hwm, True
+
+    def _hwm_since(self, order: OrderView) -> Decimal | None:
+        """The highest price since the protection was placed: the entry's fill price (a
+        trail starts there), then the highs of the bars that began after the placement."""
+        marks: list[Decimal] = []
+        if order.parent_order_id is not None:
+            entry = self._engine.book.order_by_id(order.parent_order_id)
+            if entry is not None and entry.avg_fill_price is not None:
+                marks.append(entry.avg_fill_price)
+        since = order.submitted_at or order.created_at
+        marks.extend(
+            bar.high for bar in self._ctx.market.recent_bars(order.symbol) if bar.start >= since
+        )
+        return max(marks) if marks else None
 
     def working_orders(self) -> tuple[OrderView, ...]:
         return tuple(self._engine.book.live_orders())

@@ -22,7 +22,9 @@ def protection_text(badge: ProtectionBadge) -> str:
         return "⚠️ <b>UNPROTECTED</b>"
     queued = " (active at the open)" if badge.queued else ""
     if badge.kind is BadgeKind.TRAILING:
-        level = f", stop ≈ {price(badge.level)}" if badge.level is not None else ""
+        # "≈": worked out from the high-water mark; without it, the broker's own level.
+        approx = "≈ " if badge.estimated else ""
+        level = f", stop {approx}{price(badge.level)}" if badge.level is not None else ""
         return f"🛡 trail {pct(badge.trail_pct)}{level}{queued}"
     return f"🛡 stop {price(badge.level)}{queued}"
 

@@ -12,6 +12,8 @@ Readings where the design is silent:
   (SPEC-signals: "P&L of an exit fill ... - commissions").
 - R = entry price (volume-weighted fill) - initial stop of the entry's draft (or the
   draft's signal when the draft has none); R <= 0 or no stop means R unknown (None).
+  A draft's initial stop is its one stop: the trigger less the trail frozen on it, the
+  protection's first level (docs/one-stop.md).
 - The exit reason comes from the selling order: PROTECTION + trailing stop -> trailing,
   PROTECTION + any other type -> protection stop, EXIT -> manual sell, EXTERNAL ->
   external, FLATTEN -> kill when the order was created inside a kill (between the day's
@@ -224,11 +226,14 @@ def stop_path(
     protection: Sequence[OrderRow],
     events: Mapping[int, Sequence[OrderEventRow]],
 ) -> tuple[StopPoint, ...]:
-    """The protective level over time: the initial stop, then each protection's levels.
+    """The protective level over time: the draft's stop from the entry (its one stop,
+    docs/one-stop.md: the protection's first level at a fill at the trigger), then each
+    protection's levels as the broker had them.
 
     A plain stop contributes its stop price from its submission; a trailing stop the
-    levels its order events report (`detail["stop_price"]`, as adapters record broker
-    updates), or, with none, the last level the broker gave (`orders.stop_price`).
+    levels its order events report (`detail["stop_price"]`: the tracker's `stop_level`
+    events, the broker's level at acceptance and each one reported since), or, with none,
+    the last level the broker gave (`orders.stop_price`).
     """
     points: list[StopPoint] = []
     if stop is not None:

@@ -57,6 +57,7 @@ from bot.render import (
     render_whoami,
 )
 from bot.render.fmt import money, pct, price, qty, signed_money
+from bot.render.status import protection_text
 from core.config_models import NotificationLevel
 from core.domain import (
     BrokerOrderId,
@@ -238,6 +239,14 @@ def test_status_shows_every_part() -> None:
         "as of 10:41 ET",
     ):
         assert fragment in text, fragment
+
+
+def test_a_trailing_stop_the_broker_reported_is_shown_without_approximation() -> None:
+    """Issue 12 item 10: the broker's level is shown as it is; "≈" only marks a level
+    worked out from the high-water mark."""
+    broker = ProtectionBadge(BadgeKind.TRAILING, D(40), D("190.56"), D("0.8"), estimated=False)
+    assert protection_text(broker) == "🛡 trail 0.8%, stop 190.56"
+    assert protection_text(TRAIL) == "🛡 trail 0.8%, stop ≈ 190.56"
 
 
 def test_status_warnings_and_live_badge() -> None:

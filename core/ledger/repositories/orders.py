@@ -19,13 +19,20 @@ from core.domain import (
     Fill,
     OrderRequest,
     OrderRole,
+    OrderSnapshot,
     OrderStatus,
+    OrderType,
 )
 from core.ledger.models import FillRow, OrderEventRow, OrderRow, ProtectionLinkRow
 from core.ledger.repositories.base import Repository
-from core.ledger.types import EventSource, ProtectionKind, ProtectionStatus
+from core.ledger.types import EventSource, ProtectionKind, ProtectionStatus, to_money
 
 _TERMINAL = tuple(TERMINAL_STATUSES)
+STOP_LEVEL = "stop_level"  # order event: a trailing stop's level as the broker reported it
+
+
+def _opt_money(value: Decimal | None) -> Decimal | None:
+    return None if value is None else to_money(value)
 
 
 class OrderEventRepository(Repository[OrderEventRow]):
@@ -149,6 +156,33 @@ class OrderRepository(Repository[OrderRow]):
         self._session.add(event)
         self._session.flush()
         return event
+
+    def note_stop_level(
+        self, order: OrderRow, snapshot: OrderSnapshot, *, source: EventSource
+    ) -> bool:
+        """Keep a trailing stop's level and high-water mark as the broker reported them
+        (`orders.stop_price`, `orders.hwm`) and their history (a `stop_level` event, which
+        the report draws). Nothing is written when the broker reported no level or the
+        same one. No flush: this rides on the caller's unit of work (the fill path)."""
+        if order.order_type is not OrderType.TRAILING_STOP or snapshot.stop_price is None:
+            return False
+        stop, hwm = to_money(snapshot.stop_price), _opt_money(snapshot.hwm)
+        if stop == order.stop_price and (hwm is None or hwm == order.hwm):
+            return False
+        order.stop_price = stop
+        if hwm is not None:
+            order.hwm = hwm
+        detail = {"stop_price": str(stop), "hwm": None if hwm is None else str(hwm)}
+        self._session.add(
+            OrderEventRow(
+                order_id=order.id,
+                at=self._at(None),
+                kind=STOP_LEVEL,
+                source=source,
+                detail=detail,
+            )
+        )
+        return True
 
     def by_client_order_id(self, client_order_id: str) -> OrderRow | None:
         stmt = select(OrderRow).where(OrderRow.client_order_id == client_order_id)
