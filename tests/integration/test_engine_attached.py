@@ -326,3 +326,18 @@ async def test_sim_keeps_the_post_fill_path(tmp_path: Path) -> None:
     assert [link.kind for link in links] == [ProtectionKind.TRAILING]
     assert TimeInForce.GTC is orders[1].time_in_force
     await kit.engine.stop()
+
+
+async def test_the_attached_child_trails_by_the_percent_frozen_on_the_draft(
+    ib: IbkrFakeHarness, tmp_path: Path
+) -> None:
+    """Issue 12 item 10: the draft was sized on a 1 % trail; a /trail between the draft
+    and its confirm applies to later drafts, so the child still trails by 1 %."""
+    rig = await _rig(ib, tmp_path)
+    draft_id = await _draft(rig)
+    await rig.engine.edits.set_trail("AAPL", D("2.5"), "test")
+    assert (await rig.engine.drafts.confirm(draft_id)).ok
+    _, child_cid = _ids(rig, draft_id)
+    (child,) = [o for o in _protections(rig) if o.client_order_id == child_cid]
+    assert child.trail_percent == D(1)
+    await rig.stop()
