@@ -95,6 +95,15 @@ SANITY = Mutation(
     "proves the tests import the copy's code: must be killed",
 )
 
+# Guards deliberately NOT in the list, and why (each was tried as a mutation and survived):
+# - reconcile: a PROTECTION intent found never-reached has its link canceled. Only an
+#   IBKR attached child is linked before it is acknowledged, and with its link left active
+#   the symbol-level pass (held minus live sells) still protects the shares: the guard
+#   decides which order covers them, not whether they are covered.
+# - reconcile `_shrink_protection` sparing a child whose entry still works, and
+#   order_tracker skipping a fill whose execution id the ledger holds: not shown load-
+#   bearing yet (the order model's own de-duplication by execution id, mutation
+#   orders.fill_dedup, and the adapter re-sizing the child hold what was tried); open.
 MUTATIONS: tuple[Mutation, ...] = (
     # --- confirm ---------------------------------------------------------------------------
     Mutation(
@@ -127,8 +136,9 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        async with self._ctx.entry_lock:\n"
         "            return await self._confirm(draft_id)",
         "        return await self._confirm(draft_id)",
-        (node(MS, "test_concurrent_confirms_of_different_drafts_respect_the_limits"), SGI),
-        "concurrent confirms each see the limits without the other's entry",
+        (node(MS, "test_a_confirm_in_flight_when_a_kill_starts_is_canceled_by_the_kill"),),
+        "a kill does not wait for a confirm's send in flight: it reports flat, then the "
+        "order lands",
     ),
     # --- protection ------------------------------------------------------------------------
     Mutation(
@@ -272,14 +282,6 @@ MUTATIONS: tuple[Mutation, ...] = (
         "protection larger than the position stays (sells short when it triggers)",
     ),
     Mutation(
-        "reconcile.shrink_spares_waiting_child",
-        "core/reconcile.py",
-        "            if any(self._child_waiting(v) for v in views):\n                continue",
-        "            if False:\n                continue",
-        (ATT, SGI),
-        "an attached child sized to a working entry is canceled as too large",
-    ),
-    Mutation(
         "reconcile.orphans_spare_attached_child",
         "core/reconcile.py",
         "                if parent is not None and not parent.status.is_terminal:\n"
@@ -296,24 +298,6 @@ MUTATIONS: tuple[Mutation, ...] = (
         "            if view.broker_order_id is None:",
         (REC,),
         "the protection of a held position is canceled as an orphan",
-    ),
-    Mutation(
-        "reconcile.never_reached_protection_unlinked",
-        "core/reconcile.py",
-        "            if view.role is OrderRole.PROTECTION:\n                # A protection",
-        "            if False:\n                # A protection",
-        (SGI,),
-        "a protection that never reached the broker still makes its shares look covered",
-    ),
-    # --- order tracker ---------------------------------------------------------------------
-    Mutation(
-        "tracker.fills_dedup_by_execution_id",
-        "core/order_tracker.py",
-        "            if uow.fills.by_execution_id(fill.execution_id) is not None:\n"
-        "                continue",
-        "            if False:\n                continue",
-        (SGI,),
-        "a fill already recorded is counted again by a reconcile",
     ),
     Mutation(
         "tracker.stale_snapshot",
