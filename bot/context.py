@@ -14,6 +14,8 @@ ledger, and buttons point at ledger rows.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -106,14 +108,55 @@ class UserData:
     selections: dict[int, set[int]] = field(default_factory=dict)
 
 
+class Claims:
+    """Keys of actions in flight right now (drafts being confirmed, a symbol being
+    flattened...). Updates run concurrently, so a guard is only a guard if it checks and
+    takes in one step with no await in between: `claim` is that step.
+
+        if not claims.claim(key):
+            ...  # a twin of this action is in flight: turn the tap away
+        try: ... finally: claims.release(key)
+    """
+
+    def __init__(self) -> None:
+        self._held: set[Hashable] = set()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._held
+
+    def claim(self, *keys: Hashable) -> bool:
+        """Take every key, or none of them if any is held already."""
+        if any(k in self._held for k in keys):
+            return False
+        self._held.update(keys)
+        return True
+
+    def release(self, *keys: Hashable) -> None:
+        self._held.difference_update(keys)
+
+    @contextmanager
+    def holding(self, keys: Iterable[Hashable]) -> Iterator[None]:
+        """Release `keys` (claimed already) however the block ends."""
+        held = tuple(keys)
+        try:
+            yield
+        finally:
+            self.release(*held)
+
+
 class BotData:
     def __init__(self) -> None:
         self._deps: Deps | None = None
         self._alerts: Alerts | None = None
-        # Double-tap guards: drafts whose confirm is in flight right now, and pickers
-        # (chat, message) that already became a draft (a second tap must not make two).
-        self.confirming: set[int] = set()
+        # Double-tap guards: drafts whose confirm is in flight right now (draft ids), and
+        # pickers (chat, message) that already became a draft (a second tap must not
+        # make two) or are becoming one (`picking`).
+        self.confirming = Claims()
         self.drafted_from: dict[tuple[int, int], int] = {}
+        self.picking = Claims()
+        # (account, symbol) whose flatten or protection retry is in flight.
+        self.flattening = Claims()
+        self.protecting = Claims()
         self.kill_running = False
         # Second-confirmation tokens already executed (a double tap kills once).
         self.kills_done: set[int] = set()
@@ -180,6 +223,7 @@ __all__ = [
     "BotData",
     "CentaurApp",
     "CentaurContext",
+    "Claims",
     "Deps",
     "PendingInput",
     "UserData",

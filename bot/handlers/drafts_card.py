@@ -4,7 +4,8 @@ Every button first re-reads the draft from the ledger: a card tapped after its d
 confirmed, canceled or expired (or after a restart) answers with why and acts on nothing.
 Confirm also refuses when the price is already past the trigger (a stop-buy there would
 fill at once), and a second tap while the first confirm is in flight is turned away here,
-on top of core's own idempotent confirm.
+on top of core's own idempotent confirm. Updates run concurrently (bot/app.py): while a
+draft is being confirmed its other buttons wait for the result instead of editing it.
 """
 
 from __future__ import annotations
@@ -92,9 +93,17 @@ def past_trigger(context: CentaurContext, review: DraftReview) -> str | None:
 
 
 async def _pending_review(
-    update: Update, context: CentaurContext, draft_id: int, answer: Answer
+    update: Update, context: CentaurContext, draft_id: int, answer: Answer, *, claimed: bool = False
 ) -> DraftReview | None:
-    """The draft if it is still pending; otherwise answer why and show it as it is."""
+    """The draft if it is still pending; otherwise answer why and show it as it is.
+
+    A draft being confirmed right now (by another tap, or a /drafts batch) is not open to
+    edits or a cancel: its card would be redrawn as pending under the confirm's result,
+    and what was sent would not be what the card shows. `claimed`: the caller is that
+    confirm."""
+    if not claimed and draft_id in context.bot_data.confirming:
+        await answer(f"Draft #{draft_id} is being confirmed: wait for its result.")
+        return None
     review = await find_draft(context.services, draft_id)
     if review is None:
         await answer(f"Draft #{draft_id} does not exist any more.", alert=True)
@@ -125,26 +134,25 @@ async def _pending_review(
 async def confirm(update: Update, context: CentaurContext, cb: Callback, answer: Answer) -> Outcome:
     draft_id = cb.integer(0)
     data = context.bot_data
-    if draft_id in data.confirming:
+    # Claimed before the first await: a twin tap (or a batch holding this draft) handled
+    # at the same moment must find the claim, not a gap between check and add.
+    if not data.confirming.claim(draft_id):
         await answer("Already confirming this draft…")
         return Result(False, "double tap while confirming")
-    review = await _pending_review(update, context, draft_id, answer)
-    if review is None:
-        return Result(False, "not pending")
-    moved = past_trigger(context, review)
-    if moved is not None:
-        await answer(moved, alert=True)
-        return Result(False, "price past the trigger")
-    await answer("Confirming…")
-    chat_id, message_id = query_ids(update)
-    data.cards.remember(review, chat_id, message_id)
-    data.confirming.add(draft_id)
-    try:
+    with data.confirming.holding([draft_id]):
+        review = await _pending_review(update, context, draft_id, answer, claimed=True)
+        if review is None:
+            return Result(False, "not pending")
+        moved = past_trigger(context, review)
+        if moved is not None:
+            await answer(moved, alert=True)
+            return Result(False, "price past the trigger")
+        await answer("Confirming…")
+        chat_id, message_id = query_ids(update)
+        data.cards.remember(review, chat_id, message_id)
         result = await context.services.confirm_draft(
             draft_id, account=review.account, actor=actor_of(update)
         )
-    finally:
-        data.confirming.discard(draft_id)
     line = f"{hhmm(context.now())} {render_confirm_result(result)}"
     if result.outcome in SETTLED:
         await data.cards.add_line(draft_id, line, first=True, head=render_card_head(review))

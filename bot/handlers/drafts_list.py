@@ -72,21 +72,24 @@ async def _confirm(
     pending = {d.draft_id: d for d in await context.services.list_drafts()}
     if ids is None:
         ids = [i for i in pending if window[0] <= i <= window[1]]
-    if any(i in data.confirming for i in ids):
-        await answer("Already confirming these drafts…")
-        return Result(False, "double tap while confirming")
     ids = [i for i in ids if i in pending]
     if not ids:
         await answer("Nothing to confirm: these drafts are no longer pending.", alert=True)
         return Result(False, "nothing pending")
     moved = {i: why for i in ids if (why := past_trigger(context, pending[i])) is not None}
     go = [i for i in ids if i not in moved]
-    await answer(f"Confirming {len(go)}…")
-    data.confirming.update(go)
-    try:
+    # Checked and claimed with no await in between: a twin tap, or a draft's own
+    # [Confirm] handled at the same moment, finds the claim (updates run concurrently).
+    if not data.confirming.claim(*ids):
+        await answer("Already confirming these drafts…")
+        return Result(False, "double tap while confirming")
+    with data.confirming.holding(ids):
+        # Read again under the claim: a confirm that ended between the first read and
+        # the claim has made its drafts non-pending, and they are not sent again.
+        still = {d.draft_id for d in await context.services.list_drafts()}
+        go = [i for i in go if i in still]
+        await answer(f"Confirming {len(go)}…")
         results = await context.services.confirm_drafts(go, actor=actor_of(update)) if go else []
-    finally:
-        data.confirming.difference_update(go)
     for result in results:  # each draft's own card, if it has one, tells its story too
         if result.ok:
             line = f"{hhmm(context.now())} {render_confirm_result(result)}"

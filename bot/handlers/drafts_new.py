@@ -140,12 +140,18 @@ async def sell_stop_screen(context: CentaurContext, symbol: str) -> Screen:
     return Screen(text, sell_stop_keyboard(symbol, options))
 
 
-def _already_drafted(context: CentaurContext, chat_id: int, message_id: int) -> Result | None:
-    """A second tap on a picker that already became a draft card makes no second draft."""
-    draft_id = context.bot_data.drafted_from.get((chat_id, message_id))
-    if draft_id is None:
-        return None
-    return Result(False, f"double tap: already draft {draft_id}")
+def claim_picker(context: CentaurContext, chat_id: int, message_id: int) -> Result | None:
+    """A second tap on a picker that already became a draft card, or is becoming one right
+    now, makes no second draft. None: the picker is claimed for this tap; the caller
+    releases it (`context.bot_data.picking`) once the draft is made or refused. No await
+    between the check and the claim: updates run concurrently."""
+    data = context.bot_data
+    draft_id = data.drafted_from.get((chat_id, message_id))
+    if draft_id is not None:
+        return Result(False, f"double tap: already draft {draft_id}")
+    if not data.picking.claim((chat_id, message_id)):
+        return Result(False, "double tap: the draft is being made")
+    return None
 
 
 @command("buy")
@@ -208,12 +214,13 @@ async def buy_pick(
         return f"{symbol} @ {trigger}: size presets"
     trigger, stop, qty = cb.decimal(1), cb.decimal(2), cb.decimal(3)
     chat_id, message_id = query_ids(update)
-    if (done := _already_drafted(context, chat_id, message_id)) is not None:
+    if (done := claim_picker(context, chat_id, message_id)) is not None:
         return done
-    review = await context.services.create_buy_draft(
-        symbol, trigger, stop, qty=qty, actor=actor_of(update)
-    )
-    context.bot_data.drafted_from[(chat_id, message_id)] = review.draft_id
+    with context.bot_data.picking.holding([(chat_id, message_id)]):
+        review = await context.services.create_buy_draft(
+            symbol, trigger, stop, qty=qty, actor=actor_of(update)
+        )
+        context.bot_data.drafted_from[(chat_id, message_id)] = review.draft_id
     await open_card(context, review, chat_id, message_id)
     return f"draft {review.draft_id}"
 
@@ -228,10 +235,13 @@ async def sell_pick(
         await edit_query(update, context, await sell_stop_screen(context, symbol))
         return f"{symbol}: stop presets"
     chat_id, message_id = query_ids(update)
-    if (done := _already_drafted(context, chat_id, message_id)) is not None:
+    if (done := claim_picker(context, chat_id, message_id)) is not None:
         return done
-    review = await context.services.create_sell_draft(symbol, cb.decimal(1), actor=actor_of(update))
-    context.bot_data.drafted_from[(chat_id, message_id)] = review.draft_id
+    with context.bot_data.picking.holding([(chat_id, message_id)]):
+        review = await context.services.create_sell_draft(
+            symbol, cb.decimal(1), actor=actor_of(update)
+        )
+        context.bot_data.drafted_from[(chat_id, message_id)] = review.draft_id
     await open_card(context, review, chat_id, message_id)
     return f"draft {review.draft_id}"
 
@@ -274,6 +284,7 @@ def register(app: CentaurApp) -> None:
 
 
 __all__ = [
+    "claim_picker",
     "default_stop",
     "register",
     "sell_screen",

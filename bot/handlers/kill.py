@@ -99,14 +99,16 @@ async def kill_sure(
         await answer("This confirmation expired: send /kill again.", alert=True)
         await edit_query(update, context, Screen("🧨 Confirmation expired: nothing was done."))
         return Result(False, "confirmation expired")
-    await answer("Killing…")
-    chat_id, message_id = query_ids(update)
+    # Taken before the first await: updates run concurrently, and a twin tap handled at
+    # the same moment must find these set, not a gap between the checks and here.
     data.kills_done.add(token)
     data.kill_running = True
+    chat_id, message_id = query_ids(update)
     started = context.now()
     for summary in context.services.accounts():
         data.kill_cards[summary.name] = (chat_id, message_id, started)
     try:
+        await answer("Killing…")
         await edit(context, chat_id, message_id, Screen(render_kill_running()))
         reports = await context.services.kill(actor=actor_of(update))
     except BaseException:

@@ -112,9 +112,17 @@ async def flatten_sure(
     update: Update, context: CentaurContext, cb: Callback, answer: Answer
 ) -> Outcome:
     symbol, account = cb.text(0), cb.text(1)
-    await answer(f"Flattening {symbol}…")
-    await edit_query(update, context, Screen(f"⬇ Flattening {symbol}…"))
-    result = await context.services.flatten(symbol, account=account, actor=actor_of(update))
+    # Two flattens of one symbol at once could each send a sell for the whole position
+    # (a short): the second tap is turned away while the first is in flight. Claimed
+    # before the first await (updates run concurrently).
+    flattening = context.bot_data.flattening
+    if not flattening.claim((account, symbol)):
+        await answer(f"Already flattening {symbol}…")
+        return Result(False, "double tap while flattening")
+    with flattening.holding([(account, symbol)]):
+        await answer(f"Flattening {symbol}…")
+        await edit_query(update, context, Screen(f"⬇ Flattening {symbol}…"))
+        result = await context.services.flatten(symbol, account=account, actor=actor_of(update))
     await edit_query(update, context, Screen(render_flatten_result(result)))
     return Result(result.flat, result.detail or ("flat" if result.flat else "not flat"))
 
@@ -124,8 +132,15 @@ async def protect_retry(
     update: Update, context: CentaurContext, cb: Callback, answer: Answer
 ) -> Outcome:
     symbol, account = cb.text(0), cb.text(1)
-    await answer(f"Retrying the protection of {symbol}…")
-    results = await context.services.protect(symbol, account=account, actor=actor_of(update))
+    # Two retries at once could each place a stop for the whole position (protection
+    # larger than the position): one at a time per symbol, claimed before the first await.
+    protecting = context.bot_data.protecting
+    if not protecting.claim((account, symbol)):
+        await answer(f"Already protecting {symbol}…")
+        return Result(False, "double tap while protecting")
+    with protecting.holding([(account, symbol)]):
+        await answer(f"Retrying the protection of {symbol}…")
+        results = await context.services.protect(symbol, account=account, actor=actor_of(update))
     chat_id, _ = query_ids(update)
     await send(context, chat_id, Screen(render_protect_results(symbol, results)))
     return Result(all(r.protected for r in results), f"{len(results)} result(s)")

@@ -18,6 +18,7 @@ from bot.handlers.common import (
     query_ids,
 )
 from bot.handlers.drafts_card import open_card
+from bot.handlers.drafts_new import claim_picker
 from bot.render.fmt import label, price
 from bot.text import esc
 from core.clock import NEW_YORK
@@ -43,8 +44,7 @@ async def draft_it(
         await edit_query(update, context, Screen(_shown(update) + "\n<i>Expired.</i>"))
         return Result(False, "signal expired")
     chat_id, message_id = query_ids(update)
-    drafted = data.drafted_from.get((chat_id, message_id))
-    if drafted is not None or signal.status is not SignalStatus.NEW:
+    if signal.status is not SignalStatus.NEW:
         await answer(f"This signal was {label(signal.status)} already.")
         return Result(False, f"signal {signal.status}")
     bar = services.last_bar(signal.symbol)
@@ -55,11 +55,15 @@ async def draft_it(
             alert=True,
         )
         return Result(False, "price past the trigger")
-    await answer("Drafting…")
-    review = await services.create_buy_draft(
-        signal.symbol, signal.trigger, signal.stop, signal_id=signal.id, actor=actor_of(update)
-    )
-    data.drafted_from[(chat_id, message_id)] = review.draft_id
+    if (done := claim_picker(context, chat_id, message_id)) is not None:
+        await answer("This signal was drafted already.")
+        return done
+    with data.picking.holding([(chat_id, message_id)]):
+        await answer("Drafting…")
+        review = await services.create_buy_draft(
+            signal.symbol, signal.trigger, signal.stop, signal_id=signal.id, actor=actor_of(update)
+        )
+        data.drafted_from[(chat_id, message_id)] = review.draft_id
     await edit_query(
         update, context, Screen(_shown(update) + f"\n<i>→ Draft #{review.draft_id} below.</i>")
     )
