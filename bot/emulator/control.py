@@ -2,15 +2,26 @@
 
 Answers are plain JSON: ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}`` with an
 HTTP status (400 bad input, 404 no such chat/message/button).
+
+Browsers: only the emulator's own page may drive the chat. `same_origin_only` (a
+middleware over ``/api/`` and the Bot API) refuses, with 403, a request a browser marks as
+coming from another site (an ``Origin`` that is not ours, a ``Sec-Fetch-Site`` other than
+``same-origin``/``none``) or addressed to a host name that is not ours (DNS rebinding); a
+POST to ``/api/`` must be ``application/json`` (415), which a page on another site cannot
+send without the browser asking first (CORS preflight, never granted here). Bots and the
+test client send neither header and are served as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, web
+from yarl import URL
 
 from bot.emulator.content import MAX_TEXT, user_text_entities
 from bot.emulator.state import BotAccount, CallbackRecord, EmulatorState, FloodControl
@@ -19,7 +30,69 @@ from bot.emulator.views import bot_info, message_dict, transcript, transcript_en
 STATE_KEY = web.AppKey("emulator_state", EmulatorState)
 DEFAULT_CHAT_KEY = web.AppKey("emulator_default_chat", int)
 SOCKETS_KEY = web.AppKey("emulator_sockets", set[web.WebSocketResponse])
+ALLOWED_HOSTS_KEY = web.AppKey("emulator_allowed_hosts", frozenset[str])
 MAX_LONG_POLL = 60.0
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+# Sec-Fetch-Site values of the emulator's own page (fetch, WebSocket) and of a typed URL.
+OWN_FETCH_SITES = frozenset({"same-origin", "none"})
+GUARDED_PREFIXES = ("/api/", "/bot")
+
+
+def _host_name(host: str | None) -> str | None:
+    if not host:
+        return None
+    try:
+        name = URL(f"http://{host}").host
+    except ValueError:
+        return None
+    return None if name is None else name.lower().strip("[]")
+
+
+def _own_host(request: web.Request) -> bool:
+    """The Host header names this emulator: a loopback name, the host it was started on,
+    or the address the connection came in on (reached by IP over the network)."""
+    name = _host_name(request.host)
+    if name is None:
+        return False
+    if name in LOOPBACK_NAMES or name in request.app.get(ALLOWED_HOSTS_KEY, frozenset()):
+        return True
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if not sockname:
+        return False
+    try:
+        return ipaddress.ip_address(name) == ipaddress.ip_address(sockname[0])
+    except ValueError:
+        return False
+
+
+def cross_site_reason(request: web.Request) -> str | None:
+    """Why a browser on another site (or a rebound host name) sent this; None: ours."""
+    if not _own_host(request):
+        return f"host {request.host!r} is not this emulator"
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        return f"origin {origin!r} is not this emulator"
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site.lower() not in OWN_FETCH_SITES:
+        return f"a {site} request"
+    return None
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def same_origin_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith(GUARDED_PREFIXES):
+        return await handler(request)
+    why = cross_site_reason(request)
+    if why is not None:
+        return web.json_response({"ok": False, "error": f"Forbidden: {why}"}, status=403)
+    json_only = request.path.startswith("/api/") and request.method == "POST"
+    if json_only and request.content_type != "application/json":
+        error = "control API calls must be application/json"
+        return web.json_response({"ok": False, "error": error}, status=415)
+    return await handler(request)
 
 
 class ControlError(Exception):

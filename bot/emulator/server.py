@@ -4,6 +4,9 @@ Routes:
   ``/bot{token}/{method}``           Bot API (GET/POST; query, JSON, form or multipart)
   ``/file/bot{token}/{file_path}``   file downloads (the path comes from getFile)
   ``/api/...``                       control API (see ``control.py``)
+
+The Bot API and the control API refuse browsers on other sites (``control.same_origin_only``):
+the default token is public, so a foreign page could otherwise call either.
   ``/media/{file_id}``               files for the web page (no token)
   ``/``, ``/static/...``             the web chat
 
@@ -133,9 +136,14 @@ async def calls_log(request: web.Request) -> web.Response:
     return _json({"ok": True, "calls": list(calls)})
 
 
-def create_app(state: EmulatorState, default_chat_id: int) -> web.Application:
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+def create_app(
+    state: EmulatorState, default_chat_id: int, host: str = "127.0.0.1"
+) -> web.Application:
+    """`host`: the name the emulator was started on; requests addressed to another host
+    name are refused (besides loopback names and the address they arrive on)."""
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[control.same_origin_only])
     app[control.STATE_KEY] = state
+    app[control.ALLOWED_HOSTS_KEY] = frozenset({host.lower().strip("[]")})
     app[control.DEFAULT_CHAT_KEY] = default_chat_id
     app[control.SOCKETS_KEY] = set()
     app[CALL_LOG_KEY] = deque(maxlen=2000)
@@ -219,7 +227,7 @@ async def start_emulator(
     state.add_bot(token, bot_username, bot_name)
     state.add_user(user_id, user_first_name, user_username)
     state.flood = flood
-    app = create_app(state, user_id)
+    app = create_app(state, user_id, host)
     runner = web.AppRunner(app, shutdown_timeout=2.0, access_log=None)
     await runner.setup()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

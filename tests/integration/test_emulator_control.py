@@ -70,7 +70,7 @@ async def test_websocket_pushes_snapshot_then_changes(
         )
         edited = await ws.receive_json(timeout=3)
         assert edited["messages"][0]["text"] == "yo" and edited["messages"][0]["edit_count"] == 1
-        async with session.post(f"{emulator.base}/api/reset") as response:
+        async with session.post(f"{emulator.base}/api/reset", json={}) as response:
             assert response.status == 200
         after_reset = await ws.receive_json(timeout=3)
         assert after_reset["reset"] and after_reset["messages"] == []
@@ -104,8 +104,9 @@ async def test_control_errors(emulator: RunningEmulator, session: aiohttp.Client
             await user.press_button("nothing")
         info = await user.info()
         assert info["user"]["first_name"] == "Ada" and info["bot"]["username"] == "centaur_bot"
-    async with session.post(f"{emulator.base}/api/send", data=b"[1]") as response:
-        assert response.status == 400
+    json_array = {"Content-Type": "application/json"}
+    async with session.post(f"{emulator.base}/api/send", data=b"[1]", headers=json_array) as r:
+        assert r.status == 400
     # a new user talks to the bot: the chat is created on first contact
     async with EmulatorClient(emulator.base, chat_id=777) as other:
         await other.send("hello")
