@@ -113,7 +113,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         '                draft_id, ConfirmOutcome.REFUSED_RISK, "a kill is running',
         "        if False:\n            return ConfirmResult(\n"
         '                draft_id, ConfirmOutcome.REFUSED_RISK, "a kill is running',
-        (SGI,),
+        (node(SGI, "test_a_confirm_while_a_kill_left_the_account_halted_places_nothing"),),
         "a confirm while the account is halted (kill running or not flat) places an order",
     ),
     Mutation(
@@ -146,7 +146,12 @@ MUTATIONS: tuple[Mutation, ...] = (
         "core/protection_ladder.py",
         "        if view.status not in WORKING:\n",
         "        if False:\n",
-        (SGI,),
+        (
+            node(
+                SGI,
+                "test_a_protection_the_broker_rejects_after_taking_it_falls_back_to_a_plain_stop",
+            ),
+        ),
         "a protection the broker never accepted counts as placed: no fallback",
     ),
     Mutation(
@@ -154,7 +159,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "core/protection_ladder.py",
         "WORKING = (S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED)",
         "WORKING = (S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED)",
-        (SGI,),
+        (node(SGI, "test_a_protection_never_acknowledged_is_not_counted_as_protection"),),
         "a protection only SUBMITTED (never acknowledged) counts as placed",
     ),
     Mutation(
