@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from core.config_models import NOTIFICATION_KINDS, SYMBOL_PATTERN
+from core.logs import redact
 
 USAGE: dict[str, str] = {
     "buy": "/buy SYM [trigger] [qty|$risk]   e.g. /buy AAPL 191.50 $100",
@@ -51,8 +52,10 @@ class UsageError(ValueError):
 
 
 def shown(text: str) -> str:
-    """A bad argument, shortened for the reply (the caller escapes it)."""
-    text = text.replace("\n", " ")
+    """A bad argument, shortened for the reply (the caller escapes it). Redacted first:
+    the reply is also the audit row's result, and a token cut short no longer looks like
+    one to the audit's own redaction."""
+    text = redact(text.replace("\n", " "))
     return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
 
 
