@@ -34,6 +34,26 @@ S = OrderStatus
 TRAIL_SET = "trail_set"
 
 
+def _user_stop_failed(result: ProtectionResult, fallback: ProtectionResult | None) -> str:
+    """What became of a stop-sell that was not confirmed working, in true words: an order
+    still not terminal may be live at the broker (outcome unknown, the reconciler asks),
+    and "protected again" is said only when the fallback ladder did protect."""
+    if result.order is not None and not result.order.is_terminal:
+        why = result.message
+        head = (
+            f"stop-sell {why}; checking with the broker"
+            if why.startswith("outcome unknown")
+            else f"stop-sell outcome unknown ({why}); checking with the broker"
+        )
+    else:
+        head = f"stop-sell refused ({result.message})"
+    if fallback is None:
+        return head
+    if fallback.protected:
+        return f"{head}; the uncovered shares were protected again with a trailing stop"
+    return f"{head}; the position is NOT protected ({fallback.message})"
+
+
 class ProtectionEdits:
     def __init__(
         self, ctx: EngineContext, tracker: OrderTracker, placer: Placer, manager: ProtectionManager
@@ -92,16 +112,16 @@ class ProtectionEdits:
             )
             result = await self._manager.rung(request, ProtectionKind.STOP, entry)
             rest = _whole(self._book.symbol_uncovered(symbol))
+            fallback: ProtectionResult | None = None
             if rest > 0:
                 # Refused, or the draft covers part of the position: the rest keeps a trail.
-                await self._manager.ladder(symbol, rest, entry=entry)
+                fallback = await self._manager.ladder(symbol, rest, entry=entry)
             if not result.protected:
                 return ProtectionResult(
                     symbol,
                     wanted,
                     False,
-                    message=f"stop-sell refused ({result.message}); "
-                    "the position was protected again with a trailing stop",
+                    message=_user_stop_failed(result, fallback),
                 )
             return result
 
