@@ -267,6 +267,11 @@ class DraftConfirmer:
             uow.commit()
         result = await self._edits.user_stop(draft.symbol, draft.trigger_price, draft.qty, draft.id)
         if not result.protected:
+            if result.order is not None and not result.order.is_terminal:
+                # It may be at the broker (its answer was lost, or its ack never came and
+                # the cancel is not confirmed): reopening would let a second tap send a
+                # second stop-sell. The reconciler settles it.
+                return ConfirmResult(draft.id, ConfirmOutcome.UNKNOWN, result.message, result.order)
             self._reopen(draft.id)
             return ConfirmResult(draft.id, ConfirmOutcome.REJECTED, result.message, result.order)
         queued = f" (queued: {verdict.reason})" if verdict.queued else ""

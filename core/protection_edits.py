@@ -121,6 +121,8 @@ class ProtectionEdits:
                     symbol,
                     wanted,
                     False,
+                    result.kind,
+                    result.order,  # the confirm reopens the draft only if it ended
                     message=_user_stop_failed(result, fallback),
                 )
             return result

@@ -471,3 +471,43 @@ async def test_a_fractional_remainder_left_out_of_protection_is_alerted_once(
     await kit.engine.reconciler.run("periodic")
     assert len([a for a in kit.of_type(PositionUnprotected) if a.symbol == "AAPL"]) == 1
     await kit.engine.stop()
+
+
+async def test_a_stop_sell_whose_outcome_is_unknown_is_not_reopened(tmp_path: Path) -> None:
+    """A stop-sell draft whose send's answer was lost may be at the broker: the draft is
+    not reopened, so a second Confirm cannot send a second stop-sell."""
+    kit = await engine_kit(tmp_path)
+    draft_id = await _draft(kit)
+    await kit.engine.drafts.confirm(draft_id)
+    await kit.bar("100.5", "101.5", "100.4", "101.2")
+    review = await kit.engine.drafts.create_sell("AAPL", D("100.40"))
+    original = kit.broker.submit
+
+    async def lost_once(request: OrderRequest) -> OrderSnapshot:
+        kit.broker.submit = original  # type: ignore[method-assign]
+        await original(request)  # it reached the broker; the answer is lost
+        raise BrokerUnavailable("timeout")
+
+    kit.broker.submit = lost_once  # type: ignore[method-assign]
+    get_by_cid = kit.broker.get_order_by_client_id
+
+    async def lookup_fails(cid: Any) -> Any:
+        raise BrokerUnavailable("lookup timed out")
+
+    kit.broker.get_order_by_client_id = lookup_fails  # type: ignore[method-assign]
+    task = asyncio.get_running_loop().create_task(kit.engine.drafts.confirm(review.draft_id))
+    await kit.advance(30)
+    result = await task
+    kit.broker.get_order_by_client_id = get_by_cid  # type: ignore[method-assign]
+    assert result.outcome is not ConfirmOutcome.REJECTED, result
+    with kit.ledger.unit_of_work(read_only=True) as uow:
+        assert uow.drafts.require(review.draft_id).status is DraftStatus.CONFIRMED
+    again = await kit.engine.drafts.confirm(review.draft_id)
+    assert again.outcome is ConfirmOutcome.ALREADY_CONFIRMED
+    stops = [
+        o
+        for o in await kit.broker.list_orders(open_only=False)
+        if o.order_type.value == "stop" and o.side.value == "sell"
+    ]
+    assert len(stops) == 1, stops
+    await kit.engine.stop()
