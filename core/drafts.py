@@ -351,6 +351,11 @@ class Drafts:
             raise DraftError(f"{symbol!r} is not a US stock symbol")
         return symbol
 
+    def one_stop(self, symbol: str, trigger: Decimal) -> Decimal:
+        """The stop a buy draft at `trigger` would get now: the protection's first level
+        (what the size picker shows and sizes from, before the draft exists)."""
+        return protective_stop(_price(trigger, TickRounding.UP), self._trail(self._symbol(symbol)))
+
     def _trail(self, symbol: str) -> Decimal:
         """The trail the protection would get now: the trail policy, or today's /trail."""
         return self._edits.manager.trail_pct(symbol)[0]

@@ -225,11 +225,15 @@ class TradingServices:
         )
 
     async def size_presets(
-        self, trigger: Decimal, stop: Decimal, *, account: str | None = None
-    ) -> tuple[SizePreset, ...]:
+        self, symbol: str, trigger: Decimal, *, account: str | None = None
+    ) -> tuple[Decimal, tuple[SizePreset, ...]]:
+        """The one stop a draft at `trigger` would get (the protection's first level, not
+        the signal's low) and the sizes the risk budget allows over that distance."""
         engine = self.engine(account)
+        stop = engine.drafts.one_stop(symbol, trigger)
         snapshot = await engine.risk.account()
-        return engine.drafts.presets(trigger, stop, snapshot.equity if snapshot else Decimal(0))
+        equity = snapshot.equity if snapshot else Decimal(0)
+        return stop, engine.drafts.presets(trigger, stop, equity)
 
     def last_bar(self, symbol: str, *, account: str | None = None) -> Bar | None:
         return self.engine(account).market.last_bar(symbol)

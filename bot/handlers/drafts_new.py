@@ -110,8 +110,12 @@ def trigger_screen(context: CentaurContext, symbol: str) -> Screen:
 async def size_screen(
     context: CentaurContext, symbol: str, trigger: Decimal, stop: Decimal
 ) -> Screen:
-    presets = await context.services.size_presets(trigger, stop) if stop < trigger else ()
-    text = render_size_picker(symbol, trigger, stop, len(presets))
+    # `stop` (the structure low) travels on to the draft as information; the picker shows
+    # and sizes from the one stop, the protection's first level.
+    one_stop, presets = await context.services.size_presets(symbol, trigger)
+    if not stop < trigger:
+        presets = ()
+    text = render_size_picker(symbol, trigger, one_stop, len(presets))
     return Screen(text, size_keyboard(symbol, trigger, stop, presets))
 
 

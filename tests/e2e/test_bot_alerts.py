@@ -101,7 +101,9 @@ async def test_a_signal_alert_drafts_with_one_tap(tmp_path: Path) -> None:
         assert labels == ["📝 Draft it", "Skip", "🔕 Mute AAPL today"]
         await rig.user.press_button("Draft it")
         card = await rig.user.wait_for(has_text("📝 Draft #1"))
-        assert "Trigger 100.51 · stop 99.49" in card["text"]
+        # The signal's low (99.49) is the structure; the card's stop is the protection's
+        # first level, the trigger less the 1% trail (docs/one-stop.md).
+        assert "Trigger 100.51 · stop 99.50" in card["text"]
         await rig.user.wait_for(lambda m: "→ Draft #1 below" in (m["text"] or ""))
         await rig.user.press_button("Confirm")
         await rig.user.wait_for(has_text("placed"))

@@ -50,7 +50,9 @@ async def test_a_draft_made_with_buttons_fills_and_is_protected_on_one_card(tmp_
         card = await _card_with_buttons_only(rig)
         text = card["text"]
         assert isinstance(text, str)
-        assert "Trigger 100.51 · stop 99.49 · qty 98" in text and "% of equity" in text
+        # The one stop: the trigger less the 1% trail the protection will get (not the
+        # signal's low), and the size from that distance (docs/one-stop.md).
+        assert "Trigger 100.51 · stop 99.50 · qty 99" in text and "% of equity" in text
         assert "Buying power" in text and "session: trading allowed" in text
         await rig.user.press_button("Confirm")
         await rig.user.wait_for(has_text("placed"))
@@ -61,7 +63,7 @@ async def test_a_draft_made_with_buttons_fills_and_is_protected_on_one_card(tmp_
             lambda m: m["message_id"] == card["message_id"] and "protected" in (m["text"] or "")
         )
         lines = str(final["text"]).splitlines()
-        assert any("placed" in x for x in lines) and any("filled 98 @ 100.51" in x for x in lines)
+        assert any("placed" in x for x in lines) and any("filled 99 @ 100.51" in x for x in lines)
         assert final["keyboard"] == [] and final["edit_count"] >= 4
         bot_messages = await rig.user.bot_messages()
         assert len(bot_messages) == 3  # the menu, the card, the protection alert
@@ -72,7 +74,7 @@ async def test_a_draft_made_with_buttons_fills_and_is_protected_on_one_card(tmp_
         await rig.kit.bar("100.8", "100.8", "99.0", "99.2")  # through the trailing stop
         await rig.user.wait_for(has_text("stop hit"))
         closed = await rig.user.wait_for(
-            lambda m: m["message_id"] == card["message_id"] and "closed: sold 98" in m["text"]
+            lambda m: m["message_id"] == card["message_id"] and "closed: sold 99" in m["text"]
         )
         assert [x for x in str(closed["text"]).splitlines() if "closed" in x]
         assert await rig.kit.broker.positions() == []
