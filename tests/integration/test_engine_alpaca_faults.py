@@ -180,7 +180,12 @@ async def test_trailing_stop_rejected_falls_back_to_the_plain_stop(tmp_path: Pat
         h.fake.faults.fail_next(ORDERS, status=403, body=json.dumps(body))
         await rig.bar(*FILL_BAR)
         (sell,) = await rig.open_sells()
-        assert (sell.order_type, sell.stop_price, sell.qty) == (OrderType.STOP, D(99), D(50))
+        # The plain stop sits at the draft's one stop: trigger 101 less the 1% trail.
+        assert (sell.order_type, sell.stop_price, sell.qty) == (
+            OrderType.STOP,
+            D("99.99"),
+            D(50),
+        )
         (failed,) = rig.of_type(ProtectionFailed)
         assert failed.attempted is ProtectionKind.TRAILING
         assert failed.fallback is ProtectionFallback.PLAIN_STOP
