@@ -70,14 +70,14 @@ class OrderTracker:
         self.needs_reconcile = False  # set on a broker inconsistency
         # Intents this process wrote: only their requests can still be in flight.
         self.written_here: set[str] = set()
-        # Sends in progress (client id -> calls awaiting the broker) and when the last
-        # send of an id ended: a request can still land for a while after its call ended
-        # (a timeout on our side is not a cancel on the broker's).
         # A counter of applied changes, and the value at each order's last change: a
         # reconcile notes it before querying the broker and skips the snapshots of orders
         # that changed after that (their snapshot is older than what we know).
         self.version = 0
         self._changed_at: dict[str, int] = {}
+        # Sends in progress (client id -> calls awaiting the broker) and when the last
+        # send of an id ended: a request can still land for a while after its call ended
+        # (a timeout on our side is not a cancel on the broker's).
         self._sending: dict[str, int] = {}
         self._send_ended: dict[str, datetime] = {}
         self.fill_hook: Callable[[UnitOfWork, OrderView], object | None] | None = None
