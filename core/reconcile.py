@@ -48,7 +48,7 @@ from core.trading_day import TradingDay
 
 # The risk event marking an account's first reconcile: what the broker held then was
 # learnt (adopted silently); every later unexplained difference is a mismatch.
-ACCOUNT_LEARNT = "account_learnt"
+ACCOUNT_LEARNT = "first_reconcile"
 
 React = Callable[[Sequence[TrackOutcome]], Awaitable[None]]
 
