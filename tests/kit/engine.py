@@ -155,6 +155,17 @@ class EngineKit:
         settings = {**self.settings, **overrides}
         return await _assemble(self.broker, self.clock, self.ledger, **settings)
 
+    async def crash_restart(self, **overrides: Any) -> EngineKit:
+        """A process crash and restart: the engine's tasks are dropped wherever they are,
+        and the new engine opens a NEW Ledger on the same database file (no cache or
+        object of the old process survives), on the same broker and clock."""
+        await self.engine.stop()
+        url = self.ledger.engine.url
+        self.ledger.engine.dispose()
+        ledger = Ledger(create_engine_for(url), self.clock)
+        settings = {**self.settings, **overrides}
+        return await _assemble(self.broker, self.clock, ledger, **settings)
+
 
 async def _assemble(
     broker: SimBroker,
@@ -168,6 +179,7 @@ async def _assemble(
     options: EngineOptions | None = None,
     allow: bool = True,
     start: bool = True,
+    background: bool = False,
 ) -> EngineKit:
     bus = EventBus()
     events: list[DomainEvent] = []
@@ -192,14 +204,25 @@ async def _assemble(
         "options": options,
         "allow": allow,
         "start": start,
+        "background": background,
     }
     kit = EngineKit(engine, broker, clock, ledger, events, settings)
     if start:
-        await engine.start(background=False)
+        # `background`: the engine's own tick loop runs, sleeping on the clock.
+        await engine.start(background=background)
         if allow and engine.day.m.info.allowed is not True:
             await engine.day.answer(True, "test")
         await kit.idle()
     return kit
+
+
+async def assemble_kit(
+    broker: SimBroker, clock: SimClock, ledger: Ledger, **settings: Any
+) -> EngineKit:
+    """An engine on a broker, clock and ledger made by the caller (same settings as
+    `engine_kit`: risk, protection, sessions, checkpoints, options, allow, start, and
+    `background` to run the engine's own tick loop on the clock)."""
+    return await _assemble(broker, clock, ledger, **settings)
 
 
 async def engine_kit(
@@ -226,6 +249,7 @@ async def engine_kit(
 
 __all__ = [
     "EngineKit",
+    "assemble_kit",
     "engine_kit",
     "file_ledger",
     "protection_config",
