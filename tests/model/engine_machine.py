@@ -319,7 +319,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     @rule(
         symbol=st.sampled_from(SYMBOLS),
-        above=st.integers(5, 200),
+        above=st.integers(1, 120),
         stop_below=st.integers(30, 300),
         qty=st.one_of(st.none(), st.integers(1, 130)),
     )
