@@ -27,9 +27,9 @@ from core.config_models import (
     AccountMode,
     BrokerKind,
 )
+from core.live_guard import LIVE_ENV_VAR, LiveTradingNotEnabled, live_trading_blockers
 from core.settings import BrokerCredentials, credentials_for
 
-LIVE_ENV_VAR = "CENTAUR_LIVE"
 FEEDS = ("iex", "sip")
 
 PAPER_STREAM_URL = "wss://paper-api.alpaca.markets/stream"
@@ -39,17 +39,6 @@ DATA_STREAM_BASE = "wss://stream.data.alpaca.markets"
 # Only `alpaca_endpoint_for` holds this; `AlpacaBroker` refuses a live endpoint without it,
 # so constructing `AlpacaEndpoint(paper=False)` by hand does not bypass the guard.
 _LIVE_GRANT = object()
-
-
-class LiveTradingNotEnabled(Exception):
-    """A live account was asked for without every live-trading condition met."""
-
-    def __init__(self, account: str, missing: list[str]) -> None:
-        self.account = account
-        self.missing = tuple(missing)
-        super().__init__(
-            f"live trading is not enabled for account '{account}': " + "; ".join(missing)
-        )
 
 
 class AlpacaConfigError(Exception):
@@ -71,23 +60,6 @@ class AlpacaEndpoint:
     @property
     def live_granted(self) -> bool:
         return not self.paper and self._grant is _LIVE_GRANT
-
-
-def live_trading_blockers(
-    account: AccountConfig, env: Mapping[str, str], *, chat_confirmed: bool
-) -> list[str]:
-    """What stands between this account and live trading (empty: live is allowed).
-    Useful on its own for `/live`, which explains how live trading is enabled."""
-    missing: list[str] = []
-    flag = env.get(LIVE_ENV_VAR)
-    if flag != "1":
-        found = "unset" if flag is None else f"set to {flag!r}"
-        missing.append(f"the environment does not have {LIVE_ENV_VAR}=1 ({found})")
-    if account.mode is not AccountMode.LIVE:
-        missing.append(f"the account is configured mode: {account.mode} (needs mode: live)")
-    if not chat_confirmed:
-        missing.append("live trading was not confirmed in the chat")
-    return missing
 
 
 def _ws_base(url: str) -> str:

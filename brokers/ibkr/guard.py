@@ -21,9 +21,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from core.broker import BrokerError
-from core.config_models import AccountConfig, AccountMode
+from core.config_models import AccountConfig
+from core.live_guard import LIVE_ENV_VAR, LiveTradingNotEnabled, live_trading_blockers
 
-LIVE_ENV_VAR = "CENTAUR_LIVE"
 PAPER_ON_LIVE_PORT_ENV_VAR = "IBKR_PAPER_ON_LIVE_PORT"
 PAPER_ACCOUNT_PREFIX = "DU"
 # The conventional live ports: IB Gateway 4001, TWS 7496 (paper: 4002 and 7497).
@@ -34,15 +34,11 @@ CONVENTIONAL_LIVE_PORTS = frozenset({4001, 7496})
 LIVE_GRANT = object()
 
 
-class IbkrLiveNotEnabled(Exception):
+class IbkrLiveNotEnabled(LiveTradingNotEnabled):
     """A live IBKR account was asked for without every live-trading condition met."""
 
     def __init__(self, account: str, missing: list[str]) -> None:
-        self.account = account
-        self.missing = tuple(missing)
-        super().__init__(
-            f"live trading is not enabled for IBKR account '{account}': " + "; ".join(missing)
-        )
+        super().__init__(account, missing, broker="IBKR")
 
 
 class IbkrModeMismatch(BrokerError):
@@ -52,18 +48,9 @@ class IbkrModeMismatch(BrokerError):
 def live_blockers(
     account: AccountConfig, env: Mapping[str, str], *, chat_confirmed: bool
 ) -> list[str]:
-    """What stands between this account and live trading (empty: live is allowed).
-    The same three conditions as the Alpaca guard (brokers/alpaca/config.py)."""
-    missing: list[str] = []
-    flag = env.get(LIVE_ENV_VAR)
-    if flag != "1":
-        found = "unset" if flag is None else f"set to {flag!r}"
-        missing.append(f"the environment does not have {LIVE_ENV_VAR}=1 ({found})")
-    if account.mode is not AccountMode.LIVE:
-        missing.append(f"the account is configured mode: {account.mode} (needs mode: live)")
-    if not chat_confirmed:
-        missing.append("live trading was not confirmed in the chat")
-    return missing
+    """What stands between this account and live trading (empty: live is allowed): the
+    same three conditions as every broker (core.live_guard)."""
+    return live_trading_blockers(account, env, chat_confirmed=chat_confirmed)
 
 
 def paper_on_live_port_allowed(env: Mapping[str, str]) -> bool:
