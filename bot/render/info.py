@@ -100,9 +100,10 @@ def render_live(accounts: Sequence[AccountSummary], live_enabled: bool) -> str:
     else:
         lines.append("Every account is paper.")
     lines.append(
-        "Live orders need all three: an account with <code>mode: live</code> in "
-        "config/accounts.yaml, its broker keys in the environment, and CENTAUR_LIVE=true "
-        "when the process starts. Nothing in the chat can turn it on."
+        "Live orders need all three at once: <code>CENTAUR_LIVE=1</code> when the process "
+        "starts, an account with <code>mode: live</code> in config/accounts.yaml (and its "
+        "broker keys), and the confirmation in this chat. The chat confirmation is not "
+        "built yet, so a live account refuses to start; paper accounts run."
     )
     return "\n".join(lines)
 
