@@ -97,7 +97,7 @@ SETTLE_LIMIT_SECONDS = 600
 # time, with time passing whenever it waits, is stuck.
 DRIVE_LIMIT_SECONDS = 900
 IDLE_TURNS = 30
-DISRUPTION_SPACING = 4
+DISRUPTION_SPACING = 8
 
 
 class InvariantViolation(AssertionError):
@@ -449,7 +449,7 @@ class EngineMachine(RuleBasedStateMachine):
         await self._advance(60, bars=False)
         await self._deliver(make_bar(start, open_, high, low, close, symbol=symbol))
 
-    @rule(seconds=st.integers(1, 40))
+    @rule(seconds=st.integers(1, 90))
     def advance(self, seconds: int) -> None:
         self.step()
         self.run(self._advance(seconds))
