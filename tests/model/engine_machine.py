@@ -542,21 +542,23 @@ class EngineMachine(RuleBasedStateMachine):
 
     async def _settle(self) -> None:
         """No fault left, every held event delivered, every send and kill ended, and the
-        partial-fill wait and the unacknowledged-order horizon passed."""
+        partial-fill wait and the unacknowledged-order horizon passed. The market pauses
+        (no bar) meanwhile: a fill in the last second would still be inside its
+        partial-fill wait, which the engine is allowed to take before protecting."""
         self.broker.faults.clear()
         self.broker.flush_events()
         await self.kit.idle()
         for _ in range(SETTLE_LIMIT_SECONDS):
             if not self.in_flight():
                 break
-            await self._advance(1)
+            await self._advance(1, bars=False)
         stuck = [s.kind for s in self.in_flight()]
         if stuck:
             raise InvariantViolation(
                 f"{stuck} still running {SETTLE_LIMIT_SECONDS} s after every fault cleared"
             )
         wait = max(PROTECTION.partial_fill_wait_seconds, SESSIONS.unacknowledged_order_seconds)
-        await self._advance(wait + 5)
+        await self._advance(wait + 5, bars=False)
 
     # --- invariants -----------------------------------------------------------------------
 
