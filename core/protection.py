@@ -29,6 +29,7 @@ from loguru import logger
 from core.capabilities import check
 from core.domain import OrderRole, OrderStatus, Side
 from core.engine_context import EngineContext
+from core.events import ProtectionKind
 from core.ids import Purpose, order_scope, prefix
 from core.ledger import ProtectionStatus, UnitOfWork
 from core.order_tracker import OrderTracker
@@ -96,6 +97,7 @@ class ProtectionManager(ProtectionLadder):
                             staged.intent.client_order_id, "not sent: a kill is running"
                         )
                     return
+                await self._clear_blocking_entries(entry.symbol, staged.request.qty, keep=entry.id)
                 result = await self.ladder(
                     entry.symbol, staged.request.qty, entry=entry, staged=staged
                 )
@@ -173,7 +175,37 @@ class ProtectionManager(ProtectionLadder):
         staged = self._stage_trailing(entry)
         if staged is None:
             return None
+        await self._clear_blocking_entries(entry.symbol, staged.request.qty, keep=entry.id)
         return await self.ladder(entry.symbol, staged.request.qty, entry=entry, staged=staged)
+
+    async def _clear_blocking_entries(
+        self, symbol: str, qty: Decimal, *, keep: int | None = None
+    ) -> None:
+        """Held shares outrank a waiting entry. At a broker that refuses opposite-side
+        orders, our stop-buy still working on the symbol would make the protective sell a
+        wash trade and leave the held shares unprotected for as long as it waits: cancel
+        it (confirmed; said in the chat) before the sell. Call with the symbol's lock held.
+        Entries with fills are left to their own task (the partial-fill policy)."""
+        ctx = self._ctx
+        if not ctx.broker.capabilities.refuses_opposite_side:
+            return
+        waiting = [
+            v
+            for v in self.book.live_orders(symbol, side=Side.BUY, role=OrderRole.ENTRY)
+            if v.id != keep and v.filled_qty == 0
+        ]
+        for view in waiting:
+            await self.announce.failed(
+                symbol,
+                qty,
+                ProtectionKind.TRAILING,
+                f"our stop-buy {view.client_order_id} ({view.qty.normalize():f} @ "
+                f"{view.stop_price}) still works, and the broker refuses a sell against it "
+                "as a wash trade: it is canceled so the held shares can be protected",
+                None,
+                None,
+            )
+            await self._placer.cancel_and_confirm(view, ctx.sessions.cancel_confirm_timeout_seconds)
 
     def _stage_trailing(self, entry: OrderView) -> Staged | None:
         with self._tracker.unit() as uow:
@@ -243,6 +275,7 @@ class ProtectionManager(ProtectionLadder):
             qty = whole_shares(uncovered)
             if qty > 0:
                 logger.info("{}: {} shares without protection ({})", symbol, qty, reason)
+                await self._clear_blocking_entries(symbol, qty)
                 results.append(await self.ladder(symbol, qty, entry=None))
             await self._say_fraction(symbol, uncovered - qty)
             return results

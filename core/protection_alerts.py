@@ -98,7 +98,7 @@ class ProtectionAnnouncer:
         kind: ProtectionKind,
         reason: str,
         entry: OrderView | None,
-        fallback: ProtectionFallback,
+        fallback: ProtectionFallback | None,
     ) -> None:
         ctx = self._ctx
         event = ProtectionFailed(

@@ -234,7 +234,7 @@ class ProtectionLadder:
         kind: ProtectionKind,
         reason: str,
         entry: OrderView | None,
-        fallback: ProtectionFallback,
+        fallback: ProtectionFallback | None,
     ) -> None:
         await self.announce.failed(symbol, qty, kind, reason, entry, fallback)
 

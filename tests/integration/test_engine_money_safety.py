@@ -511,3 +511,44 @@ async def test_a_stop_sell_whose_outcome_is_unknown_is_not_reopened(tmp_path: Pa
     ]
     assert len(stops) == 1, stops
     await kit.engine.stop()
+
+
+async def test_a_fill_is_protected_even_while_another_entry_of_the_symbol_works(
+    tmp_path: Path,
+) -> None:
+    """Found by the engine model: two stop-buys on one symbol, the lower one fills; the
+    sell that protects it would be a wash trade against the other, still working. Held
+    shares outrank a waiting entry: it is canceled (said in the chat) and the fill is
+    protected."""
+    from core.events import PositionUnprotected, ProtectionFailed
+
+    kit = await engine_kit(tmp_path, risk=risk_config(max_trades_per_day=5))
+    low = await _draft(kit, trigger="101", qty=20)
+    high = await _draft(kit, trigger="103", qty=20)
+    assert (await kit.engine.drafts.confirm(low)).outcome is ConfirmOutcome.PLACED
+    assert (await kit.engine.drafts.confirm(high)).outcome is ConfirmOutcome.PLACED
+    await kit.bar("100.5", "101.5", "100.4", "101.2")  # only the 101 trigger
+    await kit.advance(12)
+    sells = await _open_sells(kit)
+    assert sum((s.qty for s in sells), D(0)) == D(20), kit.ledger_orders()
+    assert kit.of_type(PositionUnprotected) == []
+    (said,) = kit.of_type(ProtectionFailed)
+    assert "wash trade" in said.reason
+    assert _status(kit, "-d2-en1") is OrderStatus.CANCELED
+    await kit.engine.stop()
+
+
+async def test_shares_appearing_while_an_entry_works_are_protected(tmp_path: Path) -> None:
+    """Found by the engine model (shrunk): shares appear outside Centaur while one of our
+    stop-buys works on the symbol; the reconcile protects them (canceling the entry that
+    would make the sell a wash trade) instead of alerting UNPROTECTED forever."""
+    kit = await engine_kit(tmp_path)
+    draft_id = await _draft(kit, trigger="103", qty=10)
+    kit.broker.seed_position("AAPL", D(1), D(100))
+    assert (await kit.engine.drafts.confirm(draft_id)).outcome is ConfirmOutcome.PLACED
+    await kit.engine.reconciler.run("periodic")
+    await kit.advance(12)
+    await kit.engine.reconciler.run("periodic")
+    sells = await _open_sells(kit)
+    assert sum((s.qty for s in sells), D(0)) == D(1), kit.ledger_orders()
+    await kit.engine.stop()
