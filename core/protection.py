@@ -97,7 +97,10 @@ class ProtectionManager(ProtectionLadder):
                             staged.intent.client_order_id, "not sent: a kill is running"
                         )
                     return
-                await self._clear_blocking_entries(entry.symbol, staged.request.qty, keep=entry.id)
+                if staged.waiting_entries:  # known from the fill's own unit of work
+                    await self._clear_blocking_entries(
+                        entry.symbol, staged.request.qty, keep=entry.id
+                    )
                 result = await self.ladder(
                     entry.symbol, staged.request.qty, entry=entry, staged=staged
                 )
@@ -175,7 +178,8 @@ class ProtectionManager(ProtectionLadder):
         staged = self._stage_trailing(entry)
         if staged is None:
             return None
-        await self._clear_blocking_entries(entry.symbol, staged.request.qty, keep=entry.id)
+        if staged.waiting_entries:
+            await self._clear_blocking_entries(entry.symbol, staged.request.qty, keep=entry.id)
         return await self.ladder(entry.symbol, staged.request.qty, entry=entry, staged=staged)
 
     async def _clear_blocking_entries(
@@ -251,7 +255,7 @@ class ProtectionManager(ProtectionLadder):
             intent = self._tracker.record_intent_in(
                 uow, request, OrderRole.PROTECTION, parent_order_id=entry.id
             )
-        return Staged(request, verdict, intent)
+        return Staged(request, verdict, intent, plan.waiting_entries)
 
     def _fresh(self, entry_id: int) -> OrderView:
         """The entry as the tracker last wrote it (memory), else from the ledger."""

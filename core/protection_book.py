@@ -43,11 +43,12 @@ _COVERED = select(_LINKS.protected_qty).where(
 # Live orders are found through the (account, status) index. Given `symbol = ?`, SQLite
 # would rather take the (account, symbol) index: every order the symbol ever had. The
 # symbol is therefore compared as `symbol || ''`, which no index serves.
-_LIVE_SELLS = select(_ORDERS.qty, _ORDERS.filled_qty).where(
+_LIVE_ORDERS = select(
+    _ORDERS.id, _ORDERS.side, _ORDERS.role, _ORDERS.qty, _ORDERS.filled_qty
+).where(
     _ORDERS.account_id == bindparam("account"),
     or_(*(_ORDERS.status == s for s in LIVE)),
     (_ORDERS.symbol + "") == bindparam("symbol"),
-    _ORDERS.side == Side.SELL,
 )
 _IDS_IN_RANGE = select(_ORDERS.client_order_id).where(
     _ORDERS.client_order_id >= bindparam("low"), _ORDERS.client_order_id < bindparam("high")
@@ -74,6 +75,9 @@ class EntryPlan:
     entry: OrderView
     uncovered: Decimal  # min(the entry's unlinked fills, the symbol's uncovered shares)
     trailing_ids: tuple[str, ...]  # client ids already used for this entry's trailing stops
+    # Our other entries of the symbol still working with nothing filled: at a broker that
+    # refuses opposite-side orders they make the protective sell a wash trade.
+    waiting_entries: tuple[int, ...] = ()
 
 
 class ProtectionBook:
@@ -108,7 +112,7 @@ class ProtectionBook:
         stmt = select(OrderRow).where(
             OrderRow.account_id == self._ctx.account.row_id, OrderRow.status.in_(LIVE)
         )
-        if symbol is not None:  # `|| ''`: through the status index (see _LIVE_SELLS)
+        if symbol is not None:  # `|| ''`: through the status index (see _LIVE_ORDERS)
             stmt = stmt.where((OrderRow.symbol + "") == symbol.upper())
         if role is not None:
             stmt = stmt.where(OrderRow.role == role)
@@ -162,11 +166,19 @@ class ProtectionBook:
         run = uow.session.connection().execute
         covered = sum((q for (q,) in run(_COVERED, {"entry": entry.id})), ZERO)
         account = self._ctx.account.row_id
-        live_sells = run(_LIVE_SELLS, {"account": account, "symbol": symbol})
-        reserved = sum((qty - filled for qty, filled in live_sells), ZERO)
+        live = run(_LIVE_ORDERS, {"account": account, "symbol": symbol}).all()
+        reserved = sum((r.qty - r.filled_qty for r in live if r.side == Side.SELL), ZERO)
+        waiting = tuple(
+            r.id
+            for r in live
+            if r.side == Side.BUY
+            and r.role == OrderRole.ENTRY
+            and r.filled_qty == 0
+            and r.id != entry.id
+        )
         ids = tuple(ids_with_prefix(uow, id_prefix))
         uncovered = min(max(entry.filled_qty - covered, ZERO), max(held - reserved, ZERO))
-        return EntryPlan(entry, uncovered, ids)
+        return EntryPlan(entry, uncovered, ids, waiting)
 
     def entries_with_fills(self, symbol: str) -> list[OrderView]:
         """Our entries in `symbol` with filled shares not linked to a protection, newest first."""

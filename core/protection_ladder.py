@@ -52,6 +52,8 @@ class Staged:
     request: OrderRequest
     verdict: Capability
     intent: OrderView | None  # None when the capability check refused it
+    # Our other entries of the symbol working with nothing filled (core.protection_book).
+    waiting_entries: tuple[int, ...] = ()
 
 
 class ProtectionLadder:
