@@ -435,6 +435,13 @@ class OrderTracker:
             self._ctx.outbox.stage(uow, event)
         return events
 
+    def mark_query(self) -> int:
+        """The version to pass as `queried_at_version` for snapshots queried from now.
+        Changes recorded before it can never be newer than those snapshots, so they are
+        forgotten here (the reconciler, the only caller, holds one mark at a time)."""
+        self._changed_at.clear()
+        return self.version
+
     def _stale(self, snapshot: OrderSnapshot, queried_at_version: int) -> bool:
         return self._changed_at.get(snapshot.client_order_id, 0) > queried_at_version
 
@@ -443,6 +450,8 @@ class OrderTracker:
         if outcome.transitions or outcome.new_fills or outcome.adopted:
             self.version += 1
             self._changed_at[cid] = self.version
+        if outcome.order.status is not OrderStatus.PENDING_SUBMIT:
+            self._send_ended.pop(cid, None)  # acknowledged or ended: nothing left in flight
         self._views[cid] = outcome.order
         self._models.settle(outcome.order)
         changed = self._changed.pop(cid, None)

@@ -166,7 +166,7 @@ class Reconciler:
         # Every await below lets stream events in: what changes after this mark is newer
         # than the snapshots, which must not take it back (the broker wins, but only with
         # news).
-        mark = self._tracker.version
+        mark = self._tracker.mark_query()
         snapshots: dict[str, OrderSnapshot] = {}
         for snapshot in await broker.list_orders(open_only=False, since=since):
             snapshots[snapshot.broker_order_id] = snapshot

@@ -51,11 +51,6 @@ class RiskGate:
             return None, str(exc) or type(exc).__name__
         return self.last_account, None
 
-    def working_entries(self) -> list[OrderView]:
-        """Our entries that may still fill: confirmed and not ended at the broker
-        (PENDING_SUBMIT included: its request may be at the broker)."""
-        return self._book.live_orders(side=Side.BUY, role=OrderRole.ENTRY)
-
     def day_window(self) -> tuple[datetime, datetime]:
         day = self._day.day
         start = datetime.combine(day, time(0), tzinfo=NEW_YORK)
@@ -96,8 +91,11 @@ class RiskGate:
             if account is None:
                 unknown = "no account snapshot yet"
         book = self.day_book()
-        working = self.working_entries()
-        opposite = self._opposite_side_open(symbol, side)
+        # One read of the live orders: our entries that may still fill (PENDING_SUBMIT
+        # included: its request may be at the broker), and what blocks this symbol.
+        live = self._book.live_orders()
+        working = [v for v in live if v.side is Side.BUY and v.role is OrderRole.ENTRY]
+        opposite = self._opposite_side_open(symbol, side, live)
         # Partly filled entries are counted by the book already (their first fill).
         not_started = sum(1 for v in working if v.filled_qty == 0)
         unfilled = sum(
@@ -132,11 +130,13 @@ class RiskGate:
             opposite_side_open=opposite,
         )
 
-    def _opposite_side_open(self, symbol: str, side: Side) -> str | None:
+    def _opposite_side_open(
+        self, symbol: str, side: Side, live_orders: list[OrderView]
+    ) -> str | None:
         if not self._ctx.broker.capabilities.refuses_opposite_side:
             return None
         other = Side.SELL if side is Side.BUY else Side.BUY
-        live = self._book.live_orders(symbol.upper(), side=other)
+        live = [v for v in live_orders if v.symbol.upper() == symbol.upper() and v.side is other]
         if not live:
             return None
         qty = sum((v.remaining_qty for v in live), ZERO)

@@ -221,6 +221,38 @@ MUTATIONS: tuple[Mutation, ...] = (
         (node(MS, "test_a_restart_during_the_partial_fill_wait_resumes_it_and_protects"),),
         "after a restart in the partial-fill wait, protection sells into the working buy",
     ),
+    Mutation(
+        "protection.clear_blocking_on_fill",
+        "core/protection.py",
+        "                if staged.waiting_entries:  # known from the fill's own unit of work",
+        "                if False:",
+        (node(MS, "test_a_fill_is_protected_even_while_another_entry_of_the_symbol_works"),),
+        "a fill's protective sell is sent against our own working stop-buy: a wash trade",
+    ),
+    Mutation(
+        "protection.clear_blocking_on_reconcile",
+        "core/protection.py",
+        "                await self._clear_blocking_entries(symbol, qty)\n",
+        "",
+        (node(MS, "test_shares_appearing_while_an_entry_works_are_protected"),),
+        "held shares stay unprotected while our stop-buy of the symbol works",
+    ),
+    Mutation(
+        "protection_book.waiting_entries_found",
+        "core/protection_book.py",
+        "            if r.side == Side.BUY\n",
+        "            if False\n",
+        (node(MS, "test_a_fill_is_protected_even_while_another_entry_of_the_symbol_works"),),
+        "the fill path never sees the working stop-buy that blocks its protection",
+    ),
+    Mutation(
+        "confirm.unknown_stop_sell_not_reopened",
+        "core/confirm.py",
+        "            if result.order is not None and not result.order.is_terminal:",
+        "            if False:",
+        (node(MS, "test_a_stop_sell_whose_outcome_is_unknown_is_not_reopened"),),
+        "a stop-sell whose outcome is unknown is reopened: a second tap sends a second one",
+    ),
     # --- reconcile -------------------------------------------------------------------------
     Mutation(
         "reconcile.may_still_land",
